@@ -1,0 +1,361 @@
+"""Circuit builders: each returns a ``cirq.Circuit`` on ``cirq.LineQubit.range(n_qubits)``.
+
+Every builder is keyword-only, deterministic for a given ``seed`` (through
+``numpy.random.default_rng``), uses all of its qubits, and takes ``measure`` which
+appends one final moment ``cirq.measure(*qubits, key="m")``. Qubit order is Cirq's:
+qubit 0 is the most significant bit of a basis index and the first character of a
+bitstring. ``build_circuit(name, **params)`` dispatches on the names of
+``CIRCUIT_BUILDERS``; invalid parameters raise :class:`CircuitError` naming the field.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import cirq
+import numpy as np
+
+# bundled example: 3 qubits with h, cx, ccx, rz and a final measurement
+EXAMPLE_QASM = Path(__file__).with_name("data") / "example.qasm"
+
+SINGLE_QUBIT_GATES = ("h", "x", "y", "z", "s", "t", "rx", "ry", "rz")
+TWO_QUBIT_GATES = ("cnot", "cz", "iswap")
+QAOA_GRAPHS = ("ring", "random")
+
+_FIXED_1Q: dict[str, cirq.Gate] = {
+    "h": cirq.H,
+    "x": cirq.X,
+    "y": cirq.Y,
+    "z": cirq.Z,
+    "s": cirq.S,
+    "t": cirq.T,
+}
+_ROTATIONS: dict[str, Callable[[float], cirq.Gate]] = {"rx": cirq.rx, "ry": cirq.ry, "rz": cirq.rz}
+_FIXED_2Q: dict[str, cirq.Gate] = {"cnot": cirq.CNOT, "cz": cirq.CZ, "iswap": cirq.ISWAP}
+# the elementary gates ``cirq.qft`` is decomposed into
+_QFT_GATES = (cirq.HPowGate, cirq.CZPowGate, cirq.SwapPowGate)
+
+
+class CircuitError(ValueError):
+    """An invalid circuit name or parameter, or a malformed QASM file."""
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _check_int(field: str, value: Any, minimum: int) -> int:
+    """``value`` as an int, or a :class:`CircuitError` naming ``circuit.<field>``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise CircuitError(f"circuit.{field}={value!r} is invalid: must be an integer >= {minimum}")
+    return int(value)
+
+
+def _check_gate_pool(field: str, names: Sequence[str], allowed: Sequence[str]) -> tuple[str, ...]:
+    """The gate names of a pool, lower-cased; unknown or no names are a :class:`CircuitError`."""
+    if isinstance(names, str):
+        names = (names,)
+    pool = tuple(str(name).lower() for name in names)
+    if not pool:
+        raise CircuitError(f"circuit.{field}=() is invalid: the gate pool is empty")
+    for name in pool:
+        if name not in allowed:
+            raise CircuitError(
+                f"circuit.{field} has an unknown gate {name!r}: allowed are {', '.join(allowed)}"
+            )
+    return pool
+
+
+def _finish(circuit: cirq.Circuit, qubits: Sequence[cirq.Qid], measure: bool) -> cirq.Circuit:
+    """Append the final measurement moment (key ``m``) when ``measure`` is set."""
+    if measure:
+        circuit.append(cirq.Moment(cirq.measure(*qubits, key="m")))
+    return circuit
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def random_circuit(
+    *,
+    n_qubits: int,
+    depth: int,
+    seed: int | None = None,
+    single_qubit_gates: Sequence[str] = SINGLE_QUBIT_GATES,
+    two_qubit_gates: Sequence[str] = TWO_QUBIT_GATES,
+    measure: bool = False,
+) -> cirq.Circuit:
+    """A random brickwork circuit of exactly ``depth`` moments (plus the measurement).
+
+    Even moments (0, 2, ...) put a random gate from ``single_qubit_gates`` on every
+    qubit (rotation angles uniform in [0, 2pi)). Odd moments put random gates from
+    ``two_qubit_gates`` on pairs (i, i+1) starting at offset 0, 1, 0, 1, ... (always 0
+    for two qubits); with one qubit, odd moments are single-qubit moments too.
+    """
+    n = _check_int("n_qubits", n_qubits, 1)
+    depth = _check_int("depth", depth, 1)
+    pool_1q = _check_gate_pool("single_qubit_gates", single_qubit_gates, SINGLE_QUBIT_GATES)
+    pool_2q = _check_gate_pool("two_qubit_gates", two_qubit_gates, TWO_QUBIT_GATES)
+    rng = np.random.default_rng(seed)
+    qubits = cirq.LineQubit.range(n)
+
+    def one_qubit_gate() -> cirq.Gate:
+        name = pool_1q[rng.integers(len(pool_1q))]
+        if name in _ROTATIONS:
+            return _ROTATIONS[name](float(rng.uniform(0.0, 2 * np.pi)))
+        return _FIXED_1Q[name]
+
+    moments = []
+    for index in range(depth):
+        if index % 2 == 0 or n == 1:
+            moments.append(cirq.Moment(one_qubit_gate().on(q) for q in qubits))
+        else:
+            offset = (index // 2) % 2 if n > 2 else 0
+            pairs = [(qubits[i], qubits[i + 1]) for i in range(offset, n - 1, 2)]
+            gates = [_FIXED_2Q[pool_2q[rng.integers(len(pool_2q))]] for _ in pairs]
+            moments.append(cirq.Moment(g.on(a, b) for g, (a, b) in zip(gates, pairs, strict=True)))
+    return _finish(cirq.Circuit(moments), qubits, measure)
+
+
+def ghz(*, n_qubits: int, measure: bool = False) -> cirq.Circuit:
+    """The GHZ state (|0...0> + |1...1>)/sqrt(2): H on qubit 0, then a CNOT chain."""
+    n = _check_int("n_qubits", n_qubits, 1)
+    qubits = cirq.LineQubit.range(n)
+    circuit = cirq.Circuit(cirq.H(qubits[0]))
+    circuit.append(cirq.CNOT(a, b) for a, b in zip(qubits, qubits[1:], strict=False))
+    return _finish(circuit, qubits, measure)
+
+
+def qft(
+    *, n_qubits: int, final_swaps: bool = True, input_state: int = 0, measure: bool = False
+) -> cirq.Circuit:
+    """The quantum Fourier transform of the basis state ``|input_state>``.
+
+    ``input_state`` is prepared with X gates (qubit 0 is the most significant bit).
+    With ``final_swaps`` the result is the DFT ``sum_k exp(2 pi i x k / 2^n) |k> /
+    sqrt(2^n)``; without them the output index ``k`` is bit-reversed. ``cirq.qft`` is
+    decomposed into H, controlled-phase (CZ**t) and SWAP gates.
+    """
+    n = _check_int("n_qubits", n_qubits, 1)
+    if isinstance(input_state, bool) or not isinstance(input_state, int | np.integer):
+        raise CircuitError(f"circuit.input_state={input_state!r} is invalid: must be an integer")
+    if not 0 <= input_state < 2**n:
+        raise CircuitError(
+            f"circuit.input_state={input_state} is invalid: must be in [0, {2**n - 1}] "
+            f"for n_qubits={n}"
+        )
+    qubits = cirq.LineQubit.range(n)
+    bits = format(int(input_state), f"0{n}b")
+    circuit = cirq.Circuit(cirq.X(q) for q, bit in zip(qubits, bits, strict=True) if bit == "1")
+    op = cirq.qft(*qubits, without_reverse=not final_swaps)
+    circuit.append(cirq.decompose(op, keep=lambda o: isinstance(o.gate, _QFT_GATES)))
+    return _finish(circuit, qubits, measure)
+
+
+def _angles(
+    field: str, values: float | Sequence[float] | None, p: int, rng: np.random.Generator
+) -> list[float]:
+    """``p`` QAOA angles: as given (p values, or one broadcast) or seeded uniform in [0, pi)."""
+    if values is None:
+        return [float(x) for x in rng.uniform(0.0, np.pi, size=p)]
+    if isinstance(values, int | float | np.floating | np.integer):
+        return [float(values)] * p
+    angles = [float(x) for x in values]
+    if len(angles) != p:
+        raise CircuitError(f"circuit.{field}={angles} is invalid: needs p={p} values")
+    return angles
+
+
+def qaoa_edges(
+    n_qubits: int, graph: str = "ring", edge_probability: float = 0.5, seed: int | None = None
+) -> list[tuple[int, int]]:
+    """The MaxCut graph of :func:`qaoa` as a list of edges (i, j) with i < j."""
+    n = _check_int("n_qubits", n_qubits, 2)
+    if graph not in QAOA_GRAPHS:
+        raise CircuitError(
+            f"circuit.graph={graph!r} is invalid: must be one of {', '.join(QAOA_GRAPHS)}"
+        )
+    if not 0.0 <= edge_probability <= 1.0:
+        raise CircuitError(
+            f"circuit.edge_probability={edge_probability} is invalid: "
+            "a probability must be in [0, 1]"
+        )
+    ring = sorted({tuple(sorted((i, (i + 1) % n))) for i in range(n)})
+    if graph == "ring":
+        return [(a, b) for a, b in ring]
+    rng = np.random.default_rng(seed)
+    edges = [(i, j) for i in range(n) for j in range(i + 1, n) if rng.random() < edge_probability]
+    return edges or [(a, b) for a, b in ring]
+
+
+def qaoa(
+    *,
+    n_qubits: int,
+    p: int = 1,
+    graph: str = "ring",
+    edge_probability: float = 0.5,
+    gammas: float | Sequence[float] | None = None,
+    betas: float | Sequence[float] | None = None,
+    seed: int | None = None,
+    measure: bool = False,
+) -> cirq.Circuit:
+    """A depth-``p`` MaxCut QAOA state on a ring or a seeded random graph.
+
+    H on every qubit, then per layer: the cost ``exp(-i gamma Z_i Z_j / 2)`` on every
+    edge (``cirq.ZZPowGate(exponent=gamma/pi, global_shift=-0.5)``, exact, no global
+    phase; this equals ``exp(+i gamma C)`` up to a phase for the cut size
+    ``C = sum (1 - Z_i Z_j)/2``) and the mixer ``rx(2 beta) = exp(-i beta X)`` on every
+    qubit. Default angles are seeded uniform in [0, pi). A random graph (each pair an
+    edge with ``edge_probability``) without edges falls back to the ring.
+    """
+    n = _check_int("n_qubits", n_qubits, 2)
+    p = _check_int("p", p, 1)
+    edges = qaoa_edges(n, graph, edge_probability, seed)
+    rng = np.random.default_rng(None if seed is None else [seed, 1])
+    gamma_list = _angles("gammas", gammas, p, rng)
+    beta_list = _angles("betas", betas, p, rng)
+    qubits = cirq.LineQubit.range(n)
+    circuit = cirq.Circuit(cirq.H.on_each(*qubits))
+    for gamma, beta in zip(gamma_list, beta_list, strict=True):
+        cost = cirq.ZZPowGate(exponent=gamma / np.pi, global_shift=-0.5)
+        circuit.append(cost.on(qubits[i], qubits[j]) for i, j in edges)
+        circuit.append(cirq.rx(2 * beta).on_each(*qubits))
+    return _finish(circuit, qubits, measure)
+
+
+def vqe(
+    *, n_qubits: int, depth: int = 2, seed: int | None = None, measure: bool = False
+) -> cirq.Circuit:
+    """A hardware-efficient ansatz of ``depth`` layers.
+
+    Each layer: RY then RZ on every qubit (seeded angles in [0, 2pi)), then a CNOT chain
+    q0 -> q1 -> ... -> q(n-1).
+    """
+    n = _check_int("n_qubits", n_qubits, 1)
+    depth = _check_int("depth", depth, 1)
+    rng = np.random.default_rng(seed)
+    qubits = cirq.LineQubit.range(n)
+    circuit = cirq.Circuit()
+    for _ in range(depth):
+        circuit.append(
+            cirq.ry(float(a)).on(q)
+            for q, a in zip(qubits, rng.uniform(0, 2 * np.pi, n), strict=True)
+        )
+        circuit.append(
+            cirq.rz(float(a)).on(q)
+            for q, a in zip(qubits, rng.uniform(0, 2 * np.pi, n), strict=True)
+        )
+        circuit.append(cirq.CNOT(a, b) for a, b in zip(qubits, qubits[1:], strict=False))
+    return _finish(circuit, qubits, measure)
+
+
+def grover(
+    *,
+    n_qubits: int,
+    marked: str | None = None,
+    iterations: int | None = None,
+    seed: int | None = None,
+    measure: bool = False,
+) -> cirq.Circuit:
+    """Grover search for the bitstring ``marked`` (qubit 0 first; seeded random if None).
+
+    ``iterations`` defaults to the optimum ``floor(pi/4 * sqrt(2^n))`` (at least 1).
+    The oracle is a multi-controlled Z conjugated by X on the qubits whose bit is 0;
+    the diffuser is H X (multi-controlled Z) X H on all qubits.
+    """
+    n = _check_int("n_qubits", n_qubits, 2)
+    if marked is None:
+        marked = "".join(str(b) for b in np.random.default_rng(seed).integers(0, 2, size=n))
+    marked = str(marked)
+    if len(marked) != n or set(marked) - {"0", "1"}:
+        raise CircuitError(
+            f"circuit.marked={marked!r} is invalid: must be a bitstring of {n} characters 0/1"
+        )
+    if iterations is None:
+        iterations = max(1, math.floor(math.pi / 4 * math.sqrt(2**n)))
+    iterations = _check_int("iterations", iterations, 1)
+    qubits = cirq.LineQubit.range(n)
+    zeros = [q for q, bit in zip(qubits, marked, strict=True) if bit == "0"]
+    mcz = cirq.Z.controlled(n - 1).on(*qubits)
+    circuit = cirq.Circuit(cirq.H.on_each(*qubits))
+    for _ in range(iterations):
+        circuit.append([cirq.X.on_each(*zeros), mcz, cirq.X.on_each(*zeros)])  # oracle
+        circuit.append([cirq.H.on_each(*qubits), cirq.X.on_each(*qubits), mcz])  # diffuser
+        circuit.append([cirq.X.on_each(*qubits), cirq.H.on_each(*qubits)])
+    return _finish(circuit, qubits, measure)
+
+
+_QASM_LINE = re.compile(r"\bat line (\d+)")
+_QREG = re.compile(r"\bqreg\s+([A-Za-z_]\w*)\s*\[\s*(\d+)\s*\]")
+
+
+def from_qasm(*, path: str | Path, measure: bool = False) -> cirq.Circuit:
+    """Read an OpenQASM 2.0 file; its qubits become ``LineQubit``s in register order.
+
+    Registers are numbered in the order of their ``qreg`` declarations (``q[0]`` of the
+    first register is ``LineQubit(0)``). Declared but unused qubits are not part of the
+    circuit. Measurements in the file are kept (Cirq keys them ``<creg>_<index>``);
+    ``measure`` adds the final measurement (key ``m``) only if the file has none.
+    A missing file raises ``FileNotFoundError``; a malformed one a :class:`CircuitError`
+    naming the file and the line.
+    """
+    from cirq.contrib.qasm_import import QasmException, circuit_from_qasm  # needs ``ply``
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"QASM file not found: {path}")
+    text = path.read_text()
+    try:
+        circuit = circuit_from_qasm(text)
+    except QasmException as exc:
+        message = str(getattr(exc, "message", exc))
+        found = _QASM_LINE.search(message)
+        line = found.group(1) if found else f"{len(text.splitlines())} (end of file)"
+        raise CircuitError(f"{path}: line {line}: invalid OpenQASM: {message}") from exc
+    mapping: dict[cirq.Qid, cirq.Qid] = {}
+    for name, size in _QREG.findall(_strip_comments(text)):
+        for i in range(int(size)):
+            mapping[cirq.NamedQubit(f"{name}_{i}")] = cirq.LineQubit(len(mapping))
+    circuit = circuit.transform_qubits(lambda q: mapping.get(q, q))
+    qubits = sorted(circuit.all_qubits())
+    return _finish(circuit, qubits, measure and not circuit.has_measurements())
+
+
+def _strip_comments(text: str) -> str:
+    return re.sub(r"//[^\n]*", "", text)
+
+
+# --------------------------------------------------------------------------- registry
+
+CIRCUIT_BUILDERS: dict[str, Callable[..., cirq.Circuit]] = {
+    "random": random_circuit,
+    "ghz": ghz,
+    "qft": qft,
+    "qaoa": qaoa,
+    "vqe": vqe,
+    "grover": grover,
+    "qasm": from_qasm,
+}
+
+
+def build_circuit(name: str, **params: Any) -> cirq.Circuit:
+    """Build the circuit ``name`` (a key of ``CIRCUIT_BUILDERS``) from its keyword parameters.
+
+    An unknown name or a parameter the builder does not take is a :class:`CircuitError`.
+    """
+    builder = CIRCUIT_BUILDERS.get(name)
+    if builder is None:
+        raise CircuitError(
+            f"circuit.name={name!r} is invalid: must be one of {', '.join(CIRCUIT_BUILDERS)}"
+        )
+    accepted = inspect.signature(builder).parameters
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise CircuitError(
+            f"circuit {name!r} does not take {', '.join(unknown)}: it takes {', '.join(accepted)}"
+        )
+    return builder(**params)

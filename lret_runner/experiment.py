@@ -1,0 +1,151 @@
+"""Run a noisy circuit on an engine and turn the outcome into a result record.
+
+No Hydra, no MLflow: the entry points (``__main__``, the API, the optimiser) call this
+and do the tracking themselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lret_runner import metrics
+from lret_runner.simulators import (
+    FdmSimulator,
+    MemoryRefusal,
+    choose_engine,
+    compile_circuit,
+    make_engine,
+)
+from lret_runner.simulators.base import EngineOutput, ProgressCallback
+
+if TYPE_CHECKING:
+    import cirq
+
+# probabilities are a 2^n vector: beyond this they are not saved
+PROBABILITIES_MAX_QUBITS = 16
+
+
+@dataclass
+class RunResult:
+    """The record of one run (JSON-ready through :meth:`to_dict`)."""
+
+    status: str
+    backend_used: str
+    n_qubits: int
+    depth: int
+    simulation_time_seconds: float
+    final_rank: int | None
+    max_rank: int | None
+    rank_history: list[int] | None
+    memory_used_mb: float
+    truncation_error: float
+    purity: float
+    fidelity: float | None = None  # vs the exact state; None with ``exact_reference`` saying why
+    trace_distance: float | None = None
+    exact_reference: str = "not requested"  # how fidelity/trace_distance were obtained, or why not
+    backend_reason: str = ""  # why ``auto`` chose the engine ("requested" otherwise)
+    counts: dict[str, int] | None = None
+    probabilities: list[float] | None = None
+    expectation_values: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def simulate(
+    circuit: cirq.Circuit,
+    *,
+    simulator: str = "lret",
+    simulator_params: dict[str, Any] | None = None,
+    qubits: Sequence[cirq.Qid] | None = None,
+    depth: int | None = None,
+    shots: int = 0,
+    seed: int | None = None,
+    compare_to_exact: bool = False,
+    exact_max_qubits: int = 12,
+    observables: Sequence[str] = (),
+    save_probabilities: bool = False,
+    progress: ProgressCallback | None = None,
+) -> tuple[RunResult, EngineOutput]:
+    """Simulate ``circuit`` (already noisy) and measure what was asked.
+
+    Returns the record and the engine output (which holds the final state).
+    """
+    params = dict(simulator_params or {})
+    order = list(qubits) if qubits is not None else sorted(circuit.all_qubits())
+    n = len(order)
+    observables = [metrics.validate_pauli(p, n) for p in observables]
+    if save_probabilities and n > PROBABILITIES_MAX_QUBITS:
+        raise ValueError(
+            f"run.save_probabilities=true is invalid for n_qubits={n}: "
+            f"probabilities are saved only up to {PROBABILITIES_MAX_QUBITS} qubits"
+        )
+    reason = "requested"
+    if simulator == "auto":
+        simulator, reason = choose_engine(
+            compile_circuit(circuit, order), params.get("dtype", "complex128")
+        )
+    engine = make_engine(simulator, **_params_for(simulator, params))
+    out = engine.run(circuit, qubits=order, progress=progress)
+    probs = metrics.probabilities(out.state)
+    result = RunResult(
+        status="FINISHED",
+        backend_used=simulator,
+        backend_reason=reason,
+        n_qubits=n,
+        depth=depth if depth is not None else len(circuit),
+        simulation_time_seconds=out.simulation_time_seconds,
+        final_rank=out.final_rank,
+        max_rank=out.max_rank,
+        rank_history=out.rank_history,
+        memory_used_mb=out.memory_used_mb,
+        truncation_error=out.truncation_error,
+        purity=metrics.purity(out.state),
+        counts=metrics.sample_counts(probs, shots, seed) if shots > 0 else None,
+        probabilities=probs.tolist() if save_probabilities else None,
+        expectation_values={p: metrics.expectation(out.state, p) for p in observables},
+    )
+    if compare_to_exact:
+        _compare(result, out, circuit, order, exact_max_qubits, params.get("dtype", "complex128"))
+    return result, out
+
+
+def _params_for(engine: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The subset of simulator parameters an engine takes (dtype is common to all)."""
+    allowed = {
+        "lret": {"rank_threshold", "max_rank", "truncation", "rank_bound", "dtype"},
+        "fdm": {"dtype"},
+        "cirq": {"dtype", "seed"},
+    }[engine]
+    return {k: v for k, v in params.items() if k in allowed}
+
+
+def _compare(
+    result: RunResult,
+    out: EngineOutput,
+    circuit: cirq.Circuit,
+    order: Sequence[cirq.Qid],
+    exact_max_qubits: int,
+    dtype: str,
+) -> None:
+    if result.backend_used == "fdm":
+        result.fidelity, result.trace_distance = 1.0, 0.0
+        result.exact_reference = "the engine is the exact reference (fdm)"
+        return
+    if result.n_qubits > exact_max_qubits:
+        result.exact_reference = (
+            f"skipped: n_qubits={result.n_qubits} > run.exact_max_qubits={exact_max_qubits}"
+        )
+        return
+    try:
+        exact = FdmSimulator(dtype=dtype).run(circuit, qubits=order)
+    except MemoryRefusal as exc:
+        result.exact_reference = f"skipped: {exc}"
+        return
+    result.fidelity = metrics.fidelity(out.state, exact.state)
+    result.trace_distance = metrics.trace_distance(out.state, exact.state)
+    result.exact_reference = f"fdm ({exact.simulation_time_seconds:.3g} s)"

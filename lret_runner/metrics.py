@@ -1,0 +1,195 @@
+"""State metrics in pure numpy: probabilities, purity, fidelity, trace distance, Pauli expectations.
+
+A state is either :class:`LowRank` (rho = L L^dagger, L of shape 2^n x r) or
+:class:`Dense` (rho, 2^n x 2^n). The functions never form a dense matrix from a
+low-rank factor: fidelity between a low-rank state and anything goes through an
+r x r problem. Fidelity is Uhlmann's, squared (Jozsa's convention, as
+``cirq.fidelity``): F(rho, sigma) = (tr sqrt(sqrt(rho) sigma sqrt(rho)))^2, which is
+<psi|sigma|psi> when rho = |psi><psi|.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+PAULI = {
+    "I": np.eye(2),
+    "X": np.array([[0, 1], [1, 0]]),
+    "Y": np.array([[0, -1j], [1j, 0]]),
+    "Z": np.diag([1, -1]),
+}
+
+
+@dataclass(frozen=True)
+class LowRank:
+    """rho = L L^dagger; ``factor`` has shape (2^n, r)."""
+
+    factor: np.ndarray
+
+    @property
+    def n_qubits(self) -> int:
+        return int(self.factor.shape[0]).bit_length() - 1
+
+
+@dataclass(frozen=True)
+class Dense:
+    """A full density matrix of shape (2^n, 2^n)."""
+
+    matrix: np.ndarray
+
+    @property
+    def n_qubits(self) -> int:
+        return int(self.matrix.shape[0]).bit_length() - 1
+
+
+State = LowRank | Dense
+
+
+def probabilities(state: State) -> np.ndarray:
+    """Diagonal of rho (basis index in Cirq's order), clipped at 0 and normalised."""
+    if isinstance(state, LowRank):
+        p = np.einsum("ij,ij->i", state.factor.conj(), state.factor).real
+    else:
+        p = np.diagonal(state.matrix).real.copy()
+    p = np.clip(p, 0.0, None)
+    return p / p.sum()
+
+
+def trace(state: State) -> float:
+    if isinstance(state, LowRank):
+        return float(np.vdot(state.factor, state.factor).real)
+    return float(np.trace(state.matrix).real)
+
+
+def purity(state: State) -> float:
+    """tr(rho^2); for a low-rank state ||L^dagger L||_F^2 (r x r)."""
+    if isinstance(state, LowRank):
+        gram = state.factor.conj().T @ state.factor
+        return float(np.vdot(gram, gram).real)
+    return float(np.vdot(state.matrix, state.matrix).real)
+
+
+def _psd_sqrt_trace(m: np.ndarray) -> float:
+    """sum_i sqrt(lambda_i) of a Hermitian PSD matrix (negative rounding clipped)."""
+    w = np.linalg.eigvalsh((m + m.conj().T) / 2)
+    return float(np.sqrt(np.clip(w, 0.0, None)).sum())
+
+
+def fidelity(a: State, b: State) -> float:
+    """Uhlmann fidelity (squared convention).
+
+    - low rank vs low rank: (sum of singular values of L_a^dagger L_b)^2, an r_a x r_b problem;
+    - low rank vs dense: (tr sqrt(L^dagger rho L))^2, an r x r problem;
+    - dense vs dense: (tr sqrt(sqrt(rho) sigma sqrt(rho)))^2 through rho's eigendecomposition.
+    """
+    if isinstance(a, Dense) and isinstance(b, LowRank):
+        a, b = b, a
+    if isinstance(a, LowRank) and isinstance(b, LowRank):
+        overlap = a.factor.conj().T @ b.factor
+        f = float(np.linalg.svd(overlap, compute_uv=False).sum()) ** 2
+    elif isinstance(a, LowRank):
+        assert isinstance(b, Dense)
+        f = _psd_sqrt_trace(a.factor.conj().T @ b.matrix @ a.factor) ** 2
+    else:
+        assert isinstance(a, Dense) and isinstance(b, Dense)
+        f = fidelity(to_low_rank(a), b)
+    return min(f, 1.0)
+
+
+def to_low_rank(state: State, tol: float = 1e-14) -> LowRank:
+    """Factor a state as L L^dagger, dropping eigenvalues below ``tol`` x the largest."""
+    if isinstance(state, LowRank):
+        return state
+    w, v = np.linalg.eigh((state.matrix + state.matrix.conj().T) / 2)
+    keep = w > tol * max(w[-1], 0.0)
+    return LowRank(v[:, keep] * np.sqrt(w[keep]))
+
+
+def trace_distance(a: State, b: State) -> float:
+    """T = 1/2 ||rho - sigma||_1.
+
+    Two low-rank states: rho - sigma = W J W^dagger with W = [L_a | L_b] and
+    J = diag(I, -I); with W = QR its eigenvalues are those of R J R^dagger, an
+    (r_a + r_b) square problem. Otherwise the dense difference is diagonalised.
+    """
+    if isinstance(a, LowRank) and isinstance(b, LowRank):
+        w = np.hstack([a.factor, b.factor])
+        r = np.linalg.qr(w, mode="r")
+        j = np.concatenate([np.ones(a.factor.shape[1]), -np.ones(b.factor.shape[1])])
+        diff = (r * j) @ r.conj().T
+    else:
+        diff = dense(a) - dense(b)
+    return 0.5 * float(np.abs(np.linalg.eigvalsh((diff + diff.conj().T) / 2)).sum())
+
+
+def dense(state: State) -> np.ndarray:
+    """The full density matrix (only for sizes where 4^n is affordable)."""
+    if isinstance(state, Dense):
+        return state.matrix
+    return state.factor @ state.factor.conj().T
+
+
+def rank(state: State, tol: float = 1e-12) -> int:
+    """Numerical rank: eigenvalues above ``tol`` x trace."""
+    if isinstance(state, LowRank):
+        s = np.linalg.svd(state.factor, compute_uv=False) ** 2
+    else:
+        s = np.linalg.eigvalsh(state.matrix)
+    return int((s > tol * s.sum()).sum())
+
+
+def apply_local(tensor: np.ndarray, matrix: np.ndarray, targets: tuple[int, ...]) -> np.ndarray:
+    """Multiply a (2,)*m + rest tensor by a 2^k x 2^k matrix on the axes ``targets``.
+
+    The matrix index is big-endian over ``targets`` (Cirq's convention). Never builds
+    the operator on the whole space: one tensordot on k axes.
+    """
+    k = len(targets)
+    op = matrix.reshape((2,) * (2 * k))
+    out = np.tensordot(op, tensor, axes=(list(range(k, 2 * k)), list(targets)))
+    return np.moveaxis(out, list(range(k)), list(targets))
+
+
+def _apply_pauli_string(tensor: np.ndarray, pauli: str) -> np.ndarray:
+    for q, p in enumerate(pauli):
+        if p != "I":
+            tensor = apply_local(tensor, PAULI[p].astype(tensor.dtype), (q,))
+    return tensor
+
+
+def validate_pauli(pauli: str, n_qubits: int) -> str:
+    """Upper-case and check a Pauli string such as ``ZZI`` (character q acts on qubit q)."""
+    p = pauli.strip().upper()
+    if len(p) != n_qubits or set(p) - set(PAULI):
+        raise ValueError(
+            f"observable {pauli!r} is invalid: need a string of {n_qubits} characters from I, X, Y, Z "
+            "(character q acts on qubit q)"
+        )
+    return p
+
+
+def expectation(state: State, pauli: str) -> float:
+    """<P> = tr(P rho) for a Pauli string; for low rank sum_j <l_j|P|l_j> on the factor."""
+    n = state.n_qubits
+    p = validate_pauli(pauli, n)
+    if isinstance(state, LowRank):
+        r = state.factor.shape[1]
+        t = state.factor.reshape((2,) * n + (r,))
+        return float(np.vdot(t, _apply_pauli_string(t, p)).real)
+    t = state.matrix.reshape((2,) * n + (2**n,))
+    return float(np.trace(_apply_pauli_string(t, p).reshape(2**n, 2**n)).real)
+
+
+def bitstring(index: int, n_qubits: int) -> str:
+    """Basis index -> bitstring, qubit 0 first (Cirq's big-endian convention)."""
+    return format(index, f"0{n_qubits}b")
+
+
+def sample_counts(probs: np.ndarray, shots: int, seed: int | None) -> dict[str, int]:
+    """Seeded multinomial sampling of ``shots`` outcomes; returns {bitstring: count}, sorted."""
+    n = int(probs.shape[0]).bit_length() - 1
+    counts = np.random.default_rng(seed).multinomial(shots, probs)
+    nz = np.flatnonzero(counts)
+    return {bitstring(int(i), n): int(counts[i]) for i in nz}

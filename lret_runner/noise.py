@@ -1,0 +1,398 @@
+"""Named noise models built from Cirq channels, and :func:`add_noise` to apply them.
+
+``build_noise_model(name, ...)`` validates its parameters (a :class:`NoiseError` names
+the field and the value) and returns an :class:`LretNoiseModel`, a ``cirq.NoiseModel``
+whose noise moments hold channel operations only, each tagged with :data:`NOISE_TAG`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import cirq
+import numpy as np
+
+PLACEMENTS = ("gate", "moment")
+NOISE_MODELS = (
+    "none",
+    "depolarizing",
+    "amplitude_damping",
+    "phase_damping",
+    "bit_flip",
+    "phase_flip",
+    "thermal",
+    "readout",
+    "composite",
+)
+# every noise operation carries this tag, so noise moments are identifiable
+NOISE_TAG = "lret_noise"
+
+# (one-qubit channel, two-qubit channel); None where the source adds nothing
+ChannelPair = tuple[cirq.Gate | None, cirq.Gate | None]
+# the channels to apply after an operation (or a moment) lasting ``duration`` seconds
+ChannelFactory = Callable[[float], ChannelPair]
+
+
+class NoiseError(ValueError):
+    """An invalid noise-model name or parameter; the message names the field and the value."""
+
+
+@dataclass(frozen=True)
+class NoiseComponent:
+    """One named noise source: gate/idle channels from a duration, and a readout error."""
+
+    name: str
+    channels: ChannelFactory  # duration (s) -> (one-qubit channel, two-qubit channel)
+    readout_error: float = 0.0  # bit-flip probability just before each measurement
+
+
+class LretNoiseModel(cirq.NoiseModel):
+    """A stack of :class:`NoiseComponent` s applied with one placement.
+
+    Placements:
+
+    - ``gate``: after every gate, each component's noise on the qubits the gate
+      touched: a two-qubit gate gets the component's two-qubit channel if it has one
+      (e.g. ``cirq.depolarize(p, n_qubits=2)``), else the one-qubit channel on each of
+      its qubits; gates on three or more qubits get the one-qubit channel on each.
+      Durations (thermal): ``gate_time_1q`` after one-qubit gates, else ``gate_time_2q``.
+    - ``moment``: after every moment (an empty one too), each component's one-qubit
+      channel on every system qubit, touched or idle, for the moment's longest gate
+      duration (``gate_time_1q`` when it holds only one-qubit gates or none).
+
+    Measurements never get noise after them. A moment mixing gates and measurements
+    is split: the gates (and their noise) first, then the measurements. A component
+    with a readout error puts ``cirq.bit_flip(p)`` on each measured qubit in a moment
+    just before the measurement moment; a circuit without measurements gets no readout
+    noise. Each component's noise is its own moment (channels of different components
+    act on the same qubits); empty noise moments and zero-strength channels are never
+    emitted, so a noiseless model returns the circuit unchanged. Moments made only of
+    :data:`NOISE_TAG`-tagged operations are passed through untouched.
+    """
+
+    def __init__(
+        self,
+        components: Sequence[NoiseComponent],
+        *,
+        placement: str = "gate",
+        gate_time_1q: float = 25e-9,
+        gate_time_2q: float = 50e-9,
+        name: str = "custom",
+    ) -> None:
+        self.name = name
+        self.placement = _check_choice("noise.placement", placement, PLACEMENTS)
+        self.gate_time_1q = _check_time("noise.gate_time_1q", gate_time_1q)
+        self.gate_time_2q = _check_time("noise.gate_time_2q", gate_time_2q)
+        self.components = tuple(components)
+        # channels for one-qubit (key 1) and longer (key 2) durations, per component
+        self._channels = [
+            {1: c.channels(self.gate_time_1q), 2: c.channels(self.gate_time_2q)}
+            for c in self.components
+        ]
+
+    def __repr__(self) -> str:
+        names = ", ".join(c.name for c in self.components)
+        return (
+            f"LretNoiseModel(name={self.name!r}, placement={self.placement!r}, "
+            f"components=[{names}])"
+        )
+
+    @property
+    def is_noiseless(self) -> bool:
+        """True when the model adds nothing to any circuit."""
+        return not any(c.readout_error > 0 for c in self.components) and all(
+            pair == (None, None) for table in self._channels for pair in table.values()
+        )
+
+    def noisy_moment(self, moment: cirq.Moment, system_qubits: Sequence[cirq.Qid]) -> cirq.OP_TREE:
+        """The moment followed by its noise moments (readout noise goes before measurements)."""
+        if is_noise_moment(moment):
+            return [moment]
+        measurements = [op for op in moment if cirq.is_measurement(op)]
+        if not measurements:
+            return [moment, *self._noise_after(moment, system_qubits)]
+        gates = [op for op in moment if not cirq.is_measurement(op)]
+        out: list[cirq.Moment] = []
+        if gates:
+            gate_moment = cirq.Moment(gates)
+            out += [gate_moment, *self._noise_after(gate_moment, system_qubits)]
+        measured = sorted({q for op in measurements for q in op.qubits})
+        for component in self.components:
+            if component.readout_error > 0:
+                flip = cirq.bit_flip(component.readout_error)
+                out.append(cirq.Moment(flip.on(q).with_tags(NOISE_TAG) for q in measured))
+        out.append(cirq.Moment(measurements))
+        return out
+
+    def _noise_after(
+        self, moment: cirq.Moment, system_qubits: Sequence[cirq.Qid]
+    ) -> list[cirq.Moment]:
+        """One noise moment per component that adds something after ``moment``."""
+        layers = []
+        for table in self._channels:
+            if self.placement == "gate":
+                ops = _gate_noise(moment, table)
+            else:
+                longest = 2 if any(len(op.qubits) >= 2 for op in moment) else 1
+                one = table[longest][0]
+                ops = [] if one is None else [one.on(q) for q in system_qubits]
+            if ops:
+                layers.append(cirq.Moment(op.with_tags(NOISE_TAG) for op in ops))
+        return layers
+
+
+def _gate_noise(moment: cirq.Moment, table: dict[int, ChannelPair]) -> list[cirq.Operation]:
+    """A component's noise after each gate of ``moment`` (gate placement)."""
+    ops: list[cirq.Operation] = []
+    for op in moment:
+        n = len(op.qubits)
+        if n == 0:
+            continue
+        one, two = table[1 if n == 1 else 2]
+        if n == 2 and two is not None:
+            ops.append(two.on(*op.qubits))
+        elif one is not None:
+            ops.extend(one.on(q) for q in op.qubits)
+    return ops
+
+
+def is_noise_moment(moment: cirq.Moment) -> bool:
+    """True for a non-empty moment made only of operations tagged :data:`NOISE_TAG`."""
+    return len(moment) > 0 and all(NOISE_TAG in op.tags for op in moment)
+
+
+def add_noise(circuit: cirq.Circuit, model: LretNoiseModel) -> cirq.Circuit:
+    """The noisy circuit: ``circuit.with_noise(model)`` (measurement moments stay last)."""
+    return circuit.with_noise(model)
+
+
+# --------------------------------------------------------------------------- channels
+
+
+@cirq.value_equality(approximate=True)
+class ThermalRelaxationChannel(cirq.Gate):
+    """Amplitude damping ``gamma`` followed by phase damping ``lam``, as one channel.
+
+    Kraus operators ``diag(1, sqrt((1-gamma)(1-lam)))``, ``sqrt(gamma)|0><1|`` and
+    ``diag(0, sqrt((1-gamma) lam))``: P(1) is scaled by ``1-gamma`` and the coherence
+    by ``sqrt((1-gamma)(1-lam))`` (Cirq's ``amplitude_damp`` and ``phase_damp``).
+    """
+
+    def __init__(self, gamma: float, lam: float) -> None:
+        for field, value in (("gamma", gamma), ("lam", lam)):
+            if not 0.0 <= value <= 1.0:
+                raise NoiseError(f"{field}={value} is invalid: a probability must be in [0, 1]")
+        self.gamma = float(gamma)
+        self.lam = float(lam)
+
+    def _num_qubits_(self) -> int:
+        return 1
+
+    def _has_kraus_(self) -> bool:
+        return True
+
+    def _kraus_(self) -> tuple[np.ndarray, ...]:
+        g, lam = self.gamma, self.lam
+        return (
+            np.diag([1.0, math.sqrt((1 - g) * (1 - lam))]),
+            np.array([[0.0, math.sqrt(g)], [0.0, 0.0]]),
+            np.diag([0.0, math.sqrt((1 - g) * lam)]),
+        )
+
+    def _value_equality_values_(self) -> tuple[float, float]:
+        return self.gamma, self.lam
+
+    def _circuit_diagram_info_(self, args: cirq.CircuitDiagramInfoArgs) -> str:
+        return f"TR(γ={self.gamma:.3g},λ={self.lam:.3g})"
+
+    def __repr__(self) -> str:
+        return f"lret_runner.noise.ThermalRelaxationChannel(gamma={self.gamma!r}, lam={self.lam!r})"
+
+
+def thermal_channel(gamma: float, lam: float) -> cirq.Gate | None:
+    """Amplitude damping ``gamma`` then phase damping ``lam``; None when both are 0.
+
+    The plain Cirq channel when one of them is 0, else a :class:`ThermalRelaxationChannel`.
+    """
+    if lam == 0:
+        return cirq.amplitude_damp(gamma) if gamma > 0 else None
+    if gamma == 0:
+        return cirq.phase_damp(lam)
+    return ThermalRelaxationChannel(gamma, lam)
+
+
+def _thermal(t1: float, t2: float) -> ChannelFactory:
+    """T1/T2 relaxation for a duration t: gamma = 1 - exp(-t/T1), lam = 1 - exp(-2t/T_phi).
+
+    ``1/T_phi = 1/T2 - 1/(2 T1)`` (no dephasing when T2 = 2 T1), so that populations
+    relax as exp(-t/T1) and coherences decay as exp(-t/T2).
+    """
+    rate_phi = max(0.0, 1 / t2 - 1 / (2 * t1))
+
+    def channels(duration: float) -> ChannelPair:
+        gamma = -math.expm1(-duration / t1)
+        lam = -math.expm1(-2 * duration * rate_phi)
+        return thermal_channel(gamma, lam), None
+
+    return channels
+
+
+def _constant(one: cirq.Gate | None, two: cirq.Gate | None = None) -> ChannelFactory:
+    return lambda _duration: (one, two)
+
+
+def _if_positive(make: Callable[[float], cirq.Gate], p: float) -> cirq.Gate | None:
+    return make(p) if p > 0 else None
+
+
+@dataclass(frozen=True)
+class _Params:
+    """The validated parameters a model's channels are made from."""
+
+    level: float
+    t1: float
+    t2: float
+    readout_error: float | None  # None: the readout error is ``level``
+
+
+# model name -> its component; ``level`` is the common strength (ignored by thermal)
+_MODELS: dict[str, Callable[[_Params], NoiseComponent]] = {
+    "none": lambda p: NoiseComponent("none", _constant(None)),
+    "depolarizing": lambda p: NoiseComponent(
+        "depolarizing",
+        _constant(
+            _if_positive(cirq.depolarize, p.level),
+            _if_positive(lambda x: cirq.depolarize(x, n_qubits=2), p.level),
+        ),
+    ),
+    "amplitude_damping": lambda p: NoiseComponent(
+        "amplitude_damping", _constant(_if_positive(cirq.amplitude_damp, p.level))
+    ),
+    "phase_damping": lambda p: NoiseComponent(
+        "phase_damping", _constant(_if_positive(cirq.phase_damp, p.level))
+    ),
+    "bit_flip": lambda p: NoiseComponent(
+        "bit_flip", _constant(_if_positive(cirq.bit_flip, p.level))
+    ),
+    "phase_flip": lambda p: NoiseComponent(
+        "phase_flip", _constant(_if_positive(cirq.phase_flip, p.level))
+    ),
+    "thermal": lambda p: NoiseComponent("thermal", _thermal(p.t1, p.t2)),
+    "readout": lambda p: NoiseComponent(
+        "readout", _constant(None), p.level if p.readout_error is None else p.readout_error
+    ),
+}
+
+# keys a composite's component may set (placement and gate times belong to the composite)
+_COMPONENT_KEYS = ("name", "level", "t1", "t2", "readout_error")
+
+
+# --------------------------------------------------------------------------- building
+
+
+def build_noise_model(
+    name: str,
+    *,
+    level: float = 0.0,
+    placement: str = "gate",
+    t1: float = 50e-6,
+    t2: float = 70e-6,
+    gate_time_1q: float = 25e-9,
+    gate_time_2q: float = 50e-9,
+    readout_error: float | None = None,
+    components: Sequence[Mapping[str, Any]] | None = None,
+) -> LretNoiseModel:
+    """The noise model ``name`` (one of :data:`NOISE_MODELS`) with validated parameters.
+
+    ``level`` is the strength of depolarizing, damping and flip models and the default
+    readout error; ``thermal`` ignores it and uses ``t1``, ``t2`` (seconds) and the gate
+    times. ``readout`` flips measured bits with ``readout_error`` (or ``level`` if None).
+    ``composite`` stacks ``components``, dicts ``{"name": ..., **params}`` whose missing
+    keys default to the composite's own ``level``, ``t1``, ``t2`` and ``readout_error``.
+    """
+    name = _check_choice("noise.name", name, NOISE_MODELS)
+    params = _params("noise", level, t1, t2, readout_error)
+    if name == "composite":
+        if not components:
+            raise NoiseError("noise.components is empty: the composite model needs components")
+        built = [_component(f"noise.components[{i}]", c, params) for i, c in enumerate(components)]
+    else:
+        if components:
+            raise NoiseError(f"noise.components is only for the composite model, not {name!r}")
+        built = [_MODELS[name](params)]
+    return LretNoiseModel(
+        built,
+        placement=placement,
+        gate_time_1q=gate_time_1q,
+        gate_time_2q=gate_time_2q,
+        name=name,
+    )
+
+
+def _component(field: str, spec: Mapping[str, Any], defaults: _Params) -> NoiseComponent:
+    """One component of a composite model, validated under ``field``."""
+    if not isinstance(spec, Mapping):
+        raise NoiseError(f"{field}={spec!r} is invalid: must be a mapping with a 'name'")
+    unknown = sorted(set(spec) - set(_COMPONENT_KEYS))
+    if unknown:
+        raise NoiseError(
+            f"{field} has unknown keys {', '.join(map(str, unknown))}: "
+            f"allowed are {', '.join(_COMPONENT_KEYS)}"
+        )
+    name = _check_choice(f"{field}.name", spec.get("name"), NOISE_MODELS[:-1])
+    params = _params(
+        field,
+        spec.get("level", defaults.level),
+        spec.get("t1", defaults.t1),
+        spec.get("t2", defaults.t2),
+        spec.get("readout_error", defaults.readout_error),
+    )
+    return _MODELS[name](params)
+
+
+def _params(field: str, level: Any, t1: Any, t2: Any, readout_error: Any) -> _Params:
+    level = _check_probability(f"{field}.level", level)
+    t1 = _check_number(f"{field}.t1", t1)
+    t2 = _check_number(f"{field}.t2", t2)
+    if t1 <= 0:
+        raise NoiseError(f"{field}.t1={t1} is invalid: T1 must be > 0 seconds")
+    if t2 <= 0:
+        raise NoiseError(f"{field}.t2={t2} is invalid: T2 must be > 0 seconds")
+    if t2 > 2 * t1:
+        raise NoiseError(
+            f"{field}.t2={t2} is invalid: T2 must be <= 2*T1 = {2 * t1} ({field}.t1={t1})"
+        )
+    if readout_error is not None:
+        readout_error = _check_probability(f"{field}.readout_error", readout_error)
+    return _Params(level, t1, t2, readout_error)
+
+
+def _check_number(field: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise NoiseError(f"{field}={value!r} is invalid: must be a number")
+    if not math.isfinite(value):
+        raise NoiseError(f"{field}={value} is invalid: must be finite")
+    return float(value)
+
+
+def _check_probability(field: str, value: Any) -> float:
+    p = _check_number(field, value)
+    if not 0.0 <= p <= 1.0:
+        raise NoiseError(f"{field}={value} is invalid: a probability must be in [0, 1]")
+    return p
+
+
+def _check_time(field: str, value: Any) -> float:
+    t = _check_number(field, value)
+    if t < 0:
+        raise NoiseError(f"{field}={value} is invalid: a time must be >= 0 seconds")
+    return t
+
+
+def _check_choice(field: str, value: Any, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise NoiseError(f"{field}={value!r} is invalid: must be one of {', '.join(allowed)}")
+    return str(value)

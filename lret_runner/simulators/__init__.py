@@ -1,0 +1,59 @@
+"""The engines (one per file) and ``auto``, which picks one for a circuit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lret_runner.simulators.base import (
+    DTYPES,
+    CompiledCircuit,
+    Engine,
+    EngineOutput,
+    MemoryRefusal,
+    SimulationError,
+    available_bytes,
+    compile_circuit,
+    dense_bytes,
+)
+from lret_runner.simulators.cirq_sim import CirqSimulator
+from lret_runner.simulators.fdm import WORKING_FACTOR as FDM_WORKING_FACTOR
+from lret_runner.simulators.fdm import FdmSimulator
+from lret_runner.simulators.lret import LretSimulator
+
+ENGINES: dict[str, type[Engine]] = {"lret": LretSimulator, "fdm": FdmSimulator, "cirq": CirqSimulator}
+
+# Up to this size the exact engine is as fast as LRET and has no truncation error.
+AUTO_FDM_MAX_QUBITS = 8
+
+__all__ = [
+    "ENGINES",
+    "CompiledCircuit",
+    "Engine",
+    "EngineOutput",
+    "MemoryRefusal",
+    "SimulationError",
+    "choose_engine",
+    "compile_circuit",
+    "make_engine",
+]
+
+
+def choose_engine(prog: CompiledCircuit, dtype: str = "complex128") -> tuple[str, str]:
+    """``auto``: the engine for a compiled circuit, and the reason, from n, the noise and free memory."""
+    n = prog.n_qubits
+    noisy = any(ins.is_channel for moment in prog.moments for ins in moment)
+    if not noisy:
+        return "lret", "noiseless circuit: the state stays pure, LRET keeps rank 1"
+    fits = dense_bytes(n, DTYPES[dtype], FDM_WORKING_FACTOR) <= available_bytes()
+    if n <= AUTO_FDM_MAX_QUBITS and fits:
+        return "fdm", f"n={n} <= {AUTO_FDM_MAX_QUBITS}: the exact density matrix is cheap"
+    if not fits:
+        return "lret", f"n={n}: a dense density matrix does not fit in free memory"
+    return "lret", f"n={n} > {AUTO_FDM_MAX_QUBITS} with noise: low rank is cheaper than 4^n"
+
+
+def make_engine(name: str, **params: Any) -> Engine:
+    """Construct an engine by name with its keyword parameters (``auto`` is resolved by the caller)."""
+    if name not in ENGINES:
+        raise ValueError(f"simulator={name!r} is unknown: choose one of {(*ENGINES, 'auto')}")
+    return ENGINES[name](**params)

@@ -1,0 +1,160 @@
+"""What every engine shares: the compiled instruction list, the engine output, the memory guard.
+
+A noisy ``cirq.Circuit`` is compiled once into numeric instructions (unitaries and
+Kraus sets on qubit indices, Cirq's qubit order: index 0 is the most significant
+bit of a basis index). The dense engines and LRET consume the same instructions,
+so they agree on qubit order and bitstrings by construction.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from lret_runner.metrics import State
+
+if TYPE_CHECKING:
+    import cirq
+
+ProgressCallback = Callable[[int, int], None]
+"""Called as ``progress(moments_done, moments_total)`` after every moment.
+
+It may raise (a timeout, a cancellation) to stop the engine between moments."""
+
+DTYPES = {"complex128": np.complex128, "complex64": np.complex64}
+
+
+class SimulationError(RuntimeError):
+    """A circuit the engines cannot simulate (non-terminal measurement, unknown op)."""
+
+
+class MemoryRefusal(SimulationError):
+    """The engine's state would not fit in the memory that is free; nothing was allocated."""
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One operation: a unitary (``kraus`` has one matrix, ``is_channel`` False) or a channel."""
+
+    targets: tuple[int, ...]
+    kraus: tuple[np.ndarray, ...]
+    is_channel: bool
+
+
+@dataclass(frozen=True)
+class CompiledCircuit:
+    """The numeric form of a noisy circuit: instructions grouped by moment."""
+
+    n_qubits: int
+    moments: tuple[tuple[Instruction, ...], ...]
+    measured: tuple[int, ...]  # qubits measured at the end (Cirq's order), may be empty
+
+
+def compile_circuit(
+    circuit: cirq.Circuit, qubits: Sequence[cirq.Qid] | None = None, dtype: type = np.complex128
+) -> CompiledCircuit:
+    """Turn a (noisy) circuit into instructions on qubit indices.
+
+    Measurements must be terminal: they are recorded in ``measured`` and the
+    engines return the pre-measurement state, from whose diagonal counts are sampled.
+    """
+    import cirq
+
+    order = list(qubits) if qubits is not None else sorted(circuit.all_qubits())
+    index = {q: i for i, q in enumerate(order)}
+    missing = circuit.all_qubits() - set(order)
+    if missing:
+        raise SimulationError(f"circuit acts on qubits {sorted(missing)} outside the qubit order")
+    moments: list[tuple[Instruction, ...]] = []
+    measured: list[int] = []
+    for m_index, moment in enumerate(circuit):
+        instructions = []
+        for op in moment:
+            targets = tuple(index[q] for q in op.qubits)
+            if cirq.is_measurement(op):
+                measured.extend(targets)
+                continue
+            if measured and set(targets) & set(measured):
+                raise SimulationError(
+                    f"moment {m_index}: {op} acts on a measured qubit; only terminal "
+                    "measurements are supported"
+                )
+            if cirq.has_unitary(op):
+                instructions.append(
+                    Instruction(targets, (np.asarray(cirq.unitary(op), dtype=dtype),), False)
+                )
+            elif cirq.has_kraus(op):
+                kraus = tuple(np.asarray(k, dtype=dtype) for k in cirq.kraus(op))
+                instructions.append(Instruction(targets, kraus, True))
+            else:
+                raise SimulationError(f"moment {m_index}: {op!r} has neither a unitary nor Kraus operators")
+        moments.append(tuple(instructions))
+    return CompiledCircuit(len(order), tuple(moments), tuple(measured))
+
+
+@dataclass
+class EngineOutput:
+    """What an engine returns: the final state and how it got there."""
+
+    state: State
+    simulation_time_seconds: float
+    memory_used_mb: float  # peak size of the engine's state arrays
+    truncation_error: float = 0.0  # summed trace weight discarded by truncation (0 for exact engines)
+    final_rank: int | None = None  # None where computing it would cost more than the run
+    max_rank: int | None = None
+    rank_history: list[int] | None = None  # rank after every moment (LRET only)
+
+
+class Engine(ABC):
+    """A simulator: keyword-only construction, ``run(circuit)`` returns an :class:`EngineOutput`."""
+
+    name: str
+
+    def run(
+        self,
+        circuit: cirq.Circuit,
+        *,
+        qubits: Sequence[cirq.Qid] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> EngineOutput:
+        start = time.perf_counter()
+        out = self._run(circuit, qubits, progress or (lambda done, total: None))
+        out.simulation_time_seconds = time.perf_counter() - start
+        return out
+
+    @abstractmethod
+    def _run(
+        self,
+        circuit: cirq.Circuit,
+        qubits: Sequence[cirq.Qid] | None,
+        progress: ProgressCallback,
+    ) -> EngineOutput: ...
+
+
+def dense_bytes(n_qubits: int, dtype: type, working_factor: float) -> float:
+    """Bytes a dense density matrix engine needs: 4^n entries times the working factor."""
+    return float(4**n_qubits) * np.dtype(dtype).itemsize * working_factor
+
+
+def available_bytes() -> float:
+    import psutil
+
+    return float(psutil.virtual_memory().available)
+
+
+def check_dense_memory(engine: str, n_qubits: int, dtype: type, working_factor: float) -> None:
+    """Refuse, before allocating, a dense state that does not fit in free memory."""
+    need = dense_bytes(n_qubits, dtype, working_factor)
+    free = available_bytes()
+    if need > free:
+        raise MemoryRefusal(
+            f"simulator={engine} refuses n_qubits={n_qubits}: a dense density matrix needs "
+            f"{need / 2**30:.1f} GiB (4^{n_qubits} x {np.dtype(dtype).itemsize} B x "
+            f"{working_factor:g} working copies) but only {free / 2**30:.1f} GiB is free. "
+            "Use simulator=lret, whose memory grows with the rank instead of 4^n."
+        )

@@ -1,0 +1,70 @@
+"""The external reference: ``cirq.DensityMatrixSimulator`` on the same noisy circuit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from lret_runner.metrics import Dense, rank
+from lret_runner.simulators.base import (
+    DTYPES,
+    Engine,
+    EngineOutput,
+    ProgressCallback,
+    check_dense_memory,
+    compile_circuit,
+)
+from lret_runner.simulators.fdm import RANK_MAX_QUBITS
+
+if TYPE_CHECKING:
+    import cirq
+
+# Cirq keeps rho, a buffer of the same size and a scratch copy per Kraus operator
+WORKING_FACTOR = 4.0
+
+
+class CirqSimulator(Engine):
+    """Runs Cirq's density-matrix simulator; terminal measurements are dropped (counts are
+    sampled from the final diagonal, as for the other engines)."""
+
+    name = "cirq"
+
+    def __init__(self, *, dtype: str = "complex128", seed: int | None = None) -> None:
+        if dtype not in DTYPES:
+            raise ValueError(f"backend.dtype={dtype!r} is invalid: choose one of {tuple(DTYPES)}")
+        self.dtype = DTYPES[dtype]
+        self.seed = seed
+
+    def _run(
+        self,
+        circuit: cirq.Circuit,
+        qubits: Sequence[cirq.Qid] | None,
+        progress: ProgressCallback,
+    ) -> EngineOutput:
+        import cirq
+
+        order = list(qubits) if qubits is not None else sorted(circuit.all_qubits())
+        compile_circuit(circuit, order)  # same validation as the other engines (terminal measurements)
+        check_dense_memory(self.name, len(order), self.dtype, WORKING_FACTOR)
+        unmeasured = cirq.Circuit(
+            cirq.Moment(op for op in moment if not cirq.is_measurement(op)) for moment in circuit
+        )
+        sim = cirq.DensityMatrixSimulator(dtype=self.dtype, seed=self.seed)
+        total = len(unmeasured)
+        step = None
+        for done, step in enumerate(sim.simulate_moment_steps(unmeasured, qubit_order=order), start=1):
+            progress(done, total)
+        if step is None:
+            matrix = np.zeros((2 ** len(order),) * 2, dtype=self.dtype)
+            matrix[0, 0] = 1.0
+        else:
+            matrix = np.array(step.density_matrix(copy=True))
+        state = Dense(matrix)
+        return EngineOutput(
+            state=state,
+            simulation_time_seconds=0.0,
+            memory_used_mb=matrix.nbytes / 2**20,
+            final_rank=rank(state) if len(order) <= RANK_MAX_QUBITS else None,
+        )

@@ -1,0 +1,317 @@
+"""Circuit builders, checked against Cirq's simulator, numpy and closed forms."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import cirq
+import numpy as np
+import pytest
+
+from lret_runner.circuits import (
+    CIRCUIT_BUILDERS,
+    EXAMPLE_QASM,
+    CircuitError,
+    build_circuit,
+    from_qasm,
+    ghz,
+    grover,
+    qaoa,
+    qft,
+    random_circuit,
+    vqe,
+)
+
+
+def state(circuit: cirq.Circuit) -> np.ndarray:
+    """The final state vector (terminal measurements dropped), qubit 0 most significant."""
+    unitary_part = cirq.Circuit(
+        op for op in circuit.all_operations() if not cirq.is_measurement(op)
+    )
+    qubits = sorted(circuit.all_qubits())
+    return cirq.final_state_vector(unitary_part, qubit_order=qubits, dtype=np.complex128)
+
+
+BUILDS = {
+    "random": dict(n_qubits=3, depth=4, seed=1),
+    "ghz": dict(n_qubits=3),
+    "qft": dict(n_qubits=3, input_state=3),
+    "qaoa": dict(n_qubits=3, seed=1),
+    "vqe": dict(n_qubits=3, seed=1),
+    "grover": dict(n_qubits=3, seed=1),
+}
+
+
+def test_registry_names() -> None:
+    assert set(CIRCUIT_BUILDERS) == {"random", "ghz", "qft", "qaoa", "vqe", "grover", "qasm"}
+
+
+@pytest.mark.parametrize("name", sorted(BUILDS))
+def test_builders_use_all_line_qubits(name: str) -> None:
+    circuit = build_circuit(name, **BUILDS[name])
+    assert sorted(circuit.all_qubits()) == cirq.LineQubit.range(3)
+    assert not circuit.has_measurements()
+
+
+@pytest.mark.parametrize("name", sorted(BUILDS))
+def test_measure_adds_one_final_measurement_of_all_qubits(name: str) -> None:
+    plain = build_circuit(name, **BUILDS[name])
+    measured = build_circuit(name, **BUILDS[name], measure=True)
+    assert len(measured) == len(plain) + 1
+    assert measured[:-1] == plain
+    (op,) = measured[-1].operations
+    assert cirq.is_measurement(op)
+    assert op.qubits == tuple(cirq.LineQubit.range(3))
+    assert cirq.measurement_key_name(op) == "m"
+
+
+@pytest.mark.parametrize("n", [1, 2, 5])
+def test_ghz_probabilities(n: int) -> None:
+    probs = np.abs(state(ghz(n_qubits=n))) ** 2
+    expected = np.zeros(2**n)
+    expected[0] = expected[-1] = 0.5
+    np.testing.assert_allclose(probs, expected, atol=1e-12)
+
+
+def bit_reverse(k: int, n: int) -> int:
+    return int(format(k, f"0{n}b")[::-1], 2)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+@pytest.mark.parametrize("final_swaps", [True, False])
+def test_qft_of_basis_state_matches_numpy_fft(n: int, final_swaps: bool) -> None:
+    dim = 2**n
+    for x in range(dim):
+        psi = state(qft(n_qubits=n, input_state=x, final_swaps=final_swaps))
+        # numpy's ifft uses exp(+2 pi i j k / N) / N: the DFT Cirq's qft implements
+        basis = np.zeros(dim)
+        basis[x] = 1.0
+        expected = np.fft.ifft(basis) * np.sqrt(dim)
+        if not final_swaps:  # output index bit-reversed
+            expected = expected[[bit_reverse(k, n) for k in range(dim)]]
+        np.testing.assert_allclose(np.abs(psi) ** 2, np.full(dim, 1 / dim), atol=1e-12)
+        np.testing.assert_allclose(psi, expected, atol=1e-12)
+
+
+def test_qft_is_decomposed_into_elementary_gates() -> None:
+    circuit = qft(n_qubits=4)
+    assert all(len(op.qubits) <= 2 for op in circuit.all_operations())
+    assert cirq.allclose_up_to_global_phase(
+        cirq.unitary(circuit), cirq.unitary(cirq.qft(*cirq.LineQubit.range(4)))
+    )
+
+
+def test_qft_input_state_out_of_range() -> None:
+    with pytest.raises(CircuitError, match="input_state=8"):
+        qft(n_qubits=3, input_state=8)
+
+
+@pytest.mark.parametrize("n", [3, 4, 5])
+def test_grover_finds_the_marked_bitstring(n: int) -> None:
+    for marked in ["0" * n, "1" * n, ("10" * n)[:n]]:
+        probs = np.abs(state(grover(n_qubits=n, marked=marked))) ** 2
+        assert probs[int(marked, 2)] > 0.9, (marked, probs[int(marked, 2)])
+
+
+def test_grover_two_qubits_is_exact() -> None:
+    probs = np.abs(state(grover(n_qubits=2, marked="01"))) ** 2
+    assert probs[1] == pytest.approx(1.0, abs=1e-12)
+
+
+def test_grover_random_marked_is_seeded() -> None:
+    assert grover(n_qubits=4, seed=7) == grover(n_qubits=4, seed=7)
+    probs = np.abs(state(grover(n_qubits=4, seed=7))) ** 2
+    assert probs.max() > 0.9
+
+
+@pytest.mark.parametrize("marked", ["10", "1010", "10a"])
+def test_grover_invalid_marked(marked: str) -> None:
+    with pytest.raises(CircuitError, match=f"circuit.marked='{marked}'"):
+        grover(n_qubits=3, marked=marked)
+
+
+def qaoa_reference(n: int, edges: list[tuple[int, int]], gamma: float, beta: float) -> np.ndarray:
+    """p=1 QAOA by hand: |+>^n, exp(-i gamma z_i z_j / 2) per edge, exp(-i beta X) per qubit."""
+    dim = 2**n
+    bits = (np.arange(dim)[:, None] >> (n - 1 - np.arange(n))) & 1  # qubit 0 = MSB
+    z = 1 - 2 * bits
+    psi = np.full(dim, 1 / np.sqrt(dim), dtype=complex)
+    for i, j in edges:
+        psi = psi * np.exp(-1j * gamma * z[:, i] * z[:, j] / 2)
+    rx = np.array([[np.cos(beta), -1j * np.sin(beta)], [-1j * np.sin(beta), np.cos(beta)]])
+    mixer = rx
+    for _ in range(n - 1):
+        mixer = np.kron(mixer, rx)
+    return mixer @ psi
+
+
+def expected_cut(psi: np.ndarray, n: int, edges: list[tuple[int, int]]) -> float:
+    dim = 2**n
+    bits = (np.arange(dim)[:, None] >> (n - 1 - np.arange(n))) & 1
+    cut = sum((bits[:, i] != bits[:, j]).astype(float) for i, j in edges)
+    return float(np.sum(np.abs(psi) ** 2 * cut))
+
+
+@pytest.mark.parametrize("gamma, beta", [(0.3, 0.7), (1.1, 0.2), (2.5, 2.9)])
+def test_qaoa_matches_statevector_and_closed_form(gamma: float, beta: float) -> None:
+    # n=2: one edge (0, 1); p=1 closed form (Wang et al. 2018 with gamma -> -gamma,
+    # since the cost here is exp(-i gamma ZZ/2) = exp(+i gamma C) up to a phase)
+    psi = state(qaoa(n_qubits=2, gammas=[gamma], betas=[beta]))
+    np.testing.assert_allclose(psi, qaoa_reference(2, [(0, 1)], gamma, beta), atol=1e-12)
+    closed = 0.5 - 0.5 * np.sin(4 * beta) * np.sin(gamma)
+    assert expected_cut(psi, 2, [(0, 1)]) == pytest.approx(closed, abs=1e-12)
+    # n=3 ring = triangle: every edge has degrees 2, 2 and one triangle
+    ring = [(0, 1), (1, 2), (0, 2)]
+    psi = state(qaoa(n_qubits=3, gammas=gamma, betas=beta))
+    np.testing.assert_allclose(psi, qaoa_reference(3, ring, gamma, beta), atol=1e-12)
+    per_edge = (
+        0.5
+        - 0.5 * np.sin(4 * beta) * np.sin(gamma) * np.cos(gamma)
+        - 0.25 * np.sin(2 * beta) ** 2 * (1 - np.cos(2 * gamma))
+    )
+    assert expected_cut(psi, 3, ring) == pytest.approx(3 * per_edge, abs=1e-12)
+
+
+def test_qaoa_random_graph_is_seeded_and_p_layers() -> None:
+    a = qaoa(n_qubits=5, p=2, graph="random", seed=3)
+    assert a == qaoa(n_qubits=5, p=2, graph="random", seed=3)
+    assert a != qaoa(n_qubits=5, p=2, graph="random", seed=4)
+    zz = [op for op in a.all_operations() if isinstance(op.gate, cirq.ZZPowGate)]
+    assert len(zz) % 2 == 0 and zz  # same edges in both layers
+    # no edge drawn: falls back to the ring
+    ring = qaoa(n_qubits=4, graph="random", edge_probability=0.0, seed=1)
+    pairs = {op.qubits for op in ring.all_operations() if isinstance(op.gate, cirq.ZZPowGate)}
+    q = cirq.LineQubit.range(4)
+    assert pairs == {(q[0], q[1]), (q[1], q[2]), (q[2], q[3]), (q[0], q[3])}
+
+
+def test_qaoa_wrong_number_of_angles() -> None:
+    with pytest.raises(CircuitError, match="circuit.gammas"):
+        qaoa(n_qubits=3, p=2, gammas=[0.1, 0.2, 0.3])
+
+
+@pytest.mark.parametrize("builder", [vqe, random_circuit])
+def test_seeded_builders_are_deterministic(builder: Callable[..., cirq.Circuit]) -> None:
+    kwargs = dict(n_qubits=4, depth=5)
+    assert builder(**kwargs, seed=11) == builder(**kwargs, seed=11)
+    assert builder(**kwargs, seed=11) != builder(**kwargs, seed=12)
+    assert not np.allclose(
+        state(builder(**kwargs, seed=11)), state(builder(**kwargs, seed=12)), atol=1e-6
+    )
+
+
+def test_vqe_layers() -> None:
+    circuit = vqe(n_qubits=3, depth=2, seed=0)
+    ops = list(circuit.all_operations())
+    assert sum(isinstance(op.gate, cirq.Ry) for op in ops) == 6
+    assert sum(isinstance(op.gate, cirq.Rz) for op in ops) == 6
+    assert sum(op.gate == cirq.CNOT for op in ops) == 4
+
+
+@pytest.mark.parametrize("n, depth", [(1, 3), (2, 5), (5, 7), (6, 1)])
+def test_random_circuit_shape_and_pool(n: int, depth: int) -> None:
+    circuit = random_circuit(
+        n_qubits=n, depth=depth, seed=5, single_qubit_gates=["h", "rz"], two_qubit_gates=["cz"]
+    )
+    assert len(circuit) == depth
+    assert sorted(circuit.all_qubits()) == cirq.LineQubit.range(n)
+    for index, moment in enumerate(circuit):
+        for op in moment:
+            if len(op.qubits) == 1:
+                assert op.gate == cirq.H or isinstance(op.gate, cirq.Rz)
+            else:
+                assert op.gate == cirq.CZ and index % 2 == 1
+                a, b = op.qubits
+                assert b.x == a.x + 1
+        if index % 2 == 0 or n == 1:
+            assert len(moment) == n  # every qubit gets a single-qubit gate
+    if n == 5 and depth >= 4:  # brickwork offsets 0 then 1
+        assert {op.qubits[0].x for op in circuit[1]} == {0, 2}
+        assert {op.qubits[0].x for op in circuit[3]} == {1, 3}
+
+
+def test_random_circuit_unknown_gate() -> None:
+    with pytest.raises(CircuitError, match="'foo'.*allowed are h, x, y"):
+        random_circuit(n_qubits=2, depth=2, single_qubit_gates=["h", "foo"])
+    with pytest.raises(ValueError, match="'swap'.*cnot, cz, iswap"):
+        random_circuit(n_qubits=2, depth=2, two_qubit_gates=["swap"])
+
+
+@pytest.mark.parametrize(
+    "name, params, message",
+    [
+        ("ghz", dict(n_qubits=0), "circuit.n_qubits=0 is invalid: must be an integer >= 1"),
+        ("random", dict(n_qubits=2, depth=0), "circuit.depth=0 is invalid"),
+        ("vqe", dict(n_qubits=2, depth=-1), "circuit.depth=-1 is invalid"),
+        ("grover", dict(n_qubits=1), "circuit.n_qubits=1 is invalid: must be an integer >= 2"),
+        ("qaoa", dict(n_qubits=1), "circuit.n_qubits=1 is invalid"),
+        ("qaoa", dict(n_qubits=3, graph="star"), "circuit.graph='star'"),
+        ("ghz", dict(n_qubits=2, depth=3), "does not take depth"),
+        ("nope", dict(), "circuit.name='nope' is invalid: must be one of random, ghz"),
+    ],
+)
+def test_invalid_parameters(name: str, params: dict, message: str) -> None:
+    with pytest.raises(CircuitError, match=message):
+        build_circuit(name, **params)
+
+
+# --------------------------------------------------------------------------- QASM
+
+
+def test_example_qasm_loads_and_simulates() -> None:
+    circuit = from_qasm(path=EXAMPLE_QASM)
+    q = cirq.LineQubit.range(3)
+    assert sorted(circuit.all_qubits()) == q
+    assert any(op.gate == cirq.CCX for op in circuit.all_operations())
+    assert circuit.are_all_measurements_terminal() and circuit.has_measurements()
+    expected = cirq.Circuit(
+        cirq.H(q[0]),
+        cirq.H(q[1]),
+        cirq.CNOT(q[0], q[2]),
+        cirq.rz(np.pi / 4).on(q[1]),
+        cirq.CCX(q[0], q[1], q[2]),
+        cirq.H(q[2]),
+    )
+    np.testing.assert_allclose(state(circuit), state(expected), atol=1e-12)
+    # the file measures already: measure=True adds nothing
+    assert from_qasm(path=EXAMPLE_QASM, measure=True) == circuit
+    assert build_circuit("qasm", path=str(EXAMPLE_QASM)) == circuit
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "c.qasm"
+    path.write_text('OPENQASM 2.0;\ninclude "qelib1.inc";\n' + body)
+    return path
+
+
+def test_qasm_registers_map_to_line_qubits_in_order(tmp_path: Path) -> None:
+    path = write(tmp_path, "qreg a[1];\nqreg b[2];\nx b[1];\nh a[0];\ncx a[0],b[0];\n")
+    circuit = from_qasm(path=path)
+    assert sorted(circuit.all_qubits()) == cirq.LineQubit.range(3)
+    psi = state(circuit)  # a0 = q0 (MSB), b0 = q1, b1 = q2 = 1
+    expected = np.zeros(8)
+    expected[0b001] = expected[0b111] = 1 / np.sqrt(2)
+    np.testing.assert_allclose(psi, expected, atol=1e-12)
+    measured = from_qasm(path=path, measure=True)
+    assert len(measured) == len(circuit) + 1
+    assert cirq.measurement_key_names(measured) == {"m"}
+
+
+def test_malformed_qasm_names_file_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "qreg q[2];\nh q[0];\nfoo q[1];\n")
+    with pytest.raises(CircuitError, match="line 5") as info:
+        from_qasm(path=path)
+    assert str(path) in str(info.value)
+    path = write(tmp_path, "qreg q[2];\nh q[0] q;\n")
+    with pytest.raises(CircuitError, match="line 4"):
+        from_qasm(path=path)
+    path = write(tmp_path, "qreg q[2];\nh q[0]\n")  # no semicolon: end of file
+    with pytest.raises(CircuitError, match=r"line 4 \(end of file\)"):
+        from_qasm(path=path)
+
+
+def test_missing_qasm_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.qasm"
+    with pytest.raises(FileNotFoundError, match="nope.qasm"):
+        from_qasm(path=missing)

@@ -1,0 +1,286 @@
+"""Noise models: validation, placement, and channel strengths against closed forms."""
+
+from __future__ import annotations
+
+import math
+
+import cirq
+import numpy as np
+import pytest
+
+from lret_runner.circuits import ghz
+from lret_runner.noise import (
+    NOISE_MODELS,
+    NOISE_TAG,
+    LretNoiseModel,
+    NoiseError,
+    ThermalRelaxationChannel,
+    add_noise,
+    build_noise_model,
+    is_noise_moment,
+)
+
+Q = cirq.LineQubit.range(3)
+
+
+def final_rho(circuit: cirq.Circuit, initial: np.ndarray | int = 0) -> np.ndarray:
+    """The exact density matrix (measurements must be absent), qubit 0 most significant."""
+    sim = cirq.DensityMatrixSimulator(dtype=np.complex128)
+    qubits = sorted(circuit.all_qubits())
+    return sim.simulate(circuit, qubit_order=qubits, initial_state=initial).final_density_matrix
+
+
+def noise_ops(circuit: cirq.Circuit) -> list[cirq.Operation]:
+    return [op for op in circuit.all_operations() if NOISE_TAG in op.tags]
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@pytest.mark.parametrize("name", ["depolarizing", "bit_flip", "amplitude_damping", "readout"])
+@pytest.mark.parametrize("level", [-0.1, 1.5])
+def test_level_outside_unit_interval(name: str, level: float) -> None:
+    with pytest.raises(NoiseError, match=rf"noise.level={level} is invalid: a probability"):
+        build_noise_model(name, level=level)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(t1=10e-6, t2=25e-6), r"noise.t2=2.5e-05 is invalid: T2 must be <= 2\*T1 = 2e-05"),
+        (dict(t1=0.0), "noise.t1=0.0 is invalid"),
+        (dict(t2=-1e-6), "noise.t2=-1e-06 is invalid"),
+        (dict(gate_time_1q=-1e-9), "noise.gate_time_1q=-1e-09 is invalid: a time must be >= 0"),
+        (dict(gate_time_2q=-2e-9), "noise.gate_time_2q=-2e-09 is invalid"),
+        (
+            dict(placement="layer"),
+            "noise.placement='layer' is invalid: must be one of gate, moment",
+        ),
+        (dict(level="high"), "noise.level='high' is invalid: must be a number"),
+        (dict(level=float("nan")), "noise.level=nan is invalid"),
+    ],
+)
+def test_invalid_thermal_and_common_parameters(kwargs: dict, message: str) -> None:
+    with pytest.raises(NoiseError, match=message):
+        build_noise_model("thermal", **kwargs)
+
+
+def test_invalid_names_and_components() -> None:
+    with pytest.raises(NoiseError, match="noise.name='gaussian' is invalid: must be one of none"):
+        build_noise_model("gaussian")
+    with pytest.raises(NoiseError, match="noise.readout_error=1.2 is invalid"):
+        build_noise_model("readout", readout_error=1.2)
+    with pytest.raises(NoiseError, match=r"noise.components\[1\].level=2 is invalid"):
+        build_noise_model(
+            "composite", components=[{"name": "bit_flip"}, {"name": "phase_flip", "level": 2}]
+        )
+    with pytest.raises(NoiseError, match=r"noise.components\[0\].name='composite'"):
+        build_noise_model("composite", components=[{"name": "composite"}])
+    with pytest.raises(NoiseError, match=r"noise.components\[0\] has unknown keys placement"):
+        build_noise_model("composite", components=[{"name": "bit_flip", "placement": "gate"}])
+    with pytest.raises(NoiseError, match="needs components"):
+        build_noise_model("composite")
+    with pytest.raises(NoiseError, match="only for the composite"):
+        build_noise_model("bit_flip", components=[{"name": "bit_flip"}])
+
+
+def test_noise_error_is_a_value_error() -> None:
+    assert issubclass(NoiseError, ValueError)
+
+
+# --------------------------------------------------------------------------- placement
+
+
+@pytest.mark.parametrize("name", [m for m in NOISE_MODELS if m not in ("composite", "thermal")])
+@pytest.mark.parametrize("placement", ["gate", "moment"])
+def test_zero_strength_adds_nothing(name: str, placement: str) -> None:
+    circuit = ghz(n_qubits=3, measure=True)
+    model = build_noise_model(name, level=0.0, placement=placement)
+    assert model.is_noiseless
+    assert add_noise(circuit, model) == circuit
+
+
+def test_none_adds_no_moments_even_with_level() -> None:
+    circuit = ghz(n_qubits=3)
+    assert add_noise(circuit, build_noise_model("none", level=0.3)) == circuit
+
+
+def test_depolarizing_gate_placement_two_qubit_channel_after_cnot() -> None:
+    p = 0.02
+    circuit = cirq.Circuit(cirq.H(Q[0]), cirq.CNOT(Q[0], Q[1]), cirq.CCX(*Q))
+    noisy = add_noise(circuit, build_noise_model("depolarizing", level=p))
+    assert len(noisy) == 6
+    assert [is_noise_moment(m) for m in noisy] == [False, True] * 3
+    assert noisy[1] == cirq.Moment(cirq.depolarize(p).on(Q[0]).with_tags(NOISE_TAG))
+    (two,) = noisy[3].operations
+    assert two.untagged == cirq.depolarize(p, n_qubits=2).on(Q[0], Q[1])
+    # a three-qubit gate gets the one-qubit channel on each of its qubits
+    assert {op.untagged for op in noisy[5]} == {cirq.depolarize(p).on(q) for q in Q}
+
+
+def test_gate_placement_uses_one_qubit_channels_when_no_two_qubit_channel() -> None:
+    noisy = add_noise(cirq.Circuit(cirq.CZ(Q[0], Q[1])), build_noise_model("bit_flip", level=0.1))
+    assert {op.untagged for op in noisy[1]} == {
+        cirq.bit_flip(0.1).on(Q[0]),
+        cirq.bit_flip(0.1).on(Q[1]),
+    }
+
+
+def test_moment_placement_hits_idle_qubits() -> None:
+    circuit = cirq.Circuit([cirq.Moment(cirq.X(Q[0])), cirq.Moment(cirq.CNOT(Q[1], Q[2]))])
+    noisy = add_noise(circuit, build_noise_model("phase_flip", level=0.1, placement="moment"))
+    assert len(noisy) == 4
+    for index in (1, 3):  # every system qubit, touched or not
+        assert {op.untagged for op in noisy[index]} == {cirq.phase_flip(0.1).on(q) for q in Q}
+    # an empty moment is a time step too
+    empty = cirq.Circuit([cirq.Moment(cirq.X(Q[0])), cirq.Moment(), cirq.Moment(cirq.X(Q[1]))])
+    noisy = add_noise(empty, build_noise_model("phase_flip", level=0.1, placement="moment"))
+    assert len(noisy) == 6
+
+
+def test_noise_moments_hold_only_channels() -> None:
+    model = build_noise_model(
+        "composite",
+        placement="moment",
+        components=[{"name": "depolarizing", "level": 0.01}, {"name": "thermal"}],
+    )
+    noisy = add_noise(ghz(n_qubits=3, measure=True), model)
+    for moment in noisy:
+        if is_noise_moment(moment):
+            assert all(not cirq.has_unitary(op) and cirq.has_kraus(op) for op in moment)
+        else:
+            assert not any(NOISE_TAG in op.tags for op in moment)
+
+
+@pytest.mark.parametrize("placement", ["gate", "moment"])
+def test_readout_goes_just_before_measurement(placement: str) -> None:
+    circuit = ghz(n_qubits=3, measure=True)
+    noisy = add_noise(circuit, build_noise_model("readout", level=0.05, placement=placement))
+    assert len(noisy) == len(circuit) + 1
+    assert noisy[-1] == circuit[-1]  # measurement last, nothing after it
+    assert {op.untagged for op in noisy[-2]} == {cirq.bit_flip(0.05).on(q) for q in Q}
+    assert noisy[:-2] == circuit[:-1]  # nothing elsewhere
+    # no measurement: readout noise does nothing
+    assert add_noise(ghz(n_qubits=3), build_noise_model("readout", level=0.05)) == ghz(n_qubits=3)
+
+
+def test_readout_error_overrides_level_and_flips_outcomes() -> None:
+    circuit = cirq.Circuit(cirq.X(Q[0]), cirq.measure(Q[0], key="m"))
+    noisy = add_noise(circuit, build_noise_model("readout", level=0.3, readout_error=0.1))
+    rho = final_rho(noisy[:-1])  # the state the measurement samples from
+    assert rho[0, 0].real == pytest.approx(0.1, abs=1e-12)
+
+
+@pytest.mark.parametrize("placement", ["gate", "moment"])
+def test_no_noise_after_measurement_and_mixed_moments_split(placement: str) -> None:
+    circuit = cirq.Circuit(cirq.Moment(cirq.X(Q[0]), cirq.measure(Q[1], key="a")))
+    model = build_noise_model(
+        "composite",
+        placement=placement,
+        components=[{"name": "depolarizing", "level": 0.1}, {"name": "readout", "level": 0.2}],
+    )
+    noisy = add_noise(circuit, model)
+    assert noisy[0] == cirq.Moment(cirq.X(Q[0]))
+    assert noisy[-1] == cirq.Moment(cirq.measure(Q[1], key="a"))
+    assert noisy[-2] == cirq.Moment(cirq.bit_flip(0.2).on(Q[1]).with_tags(NOISE_TAG))
+    assert all(is_noise_moment(m) for m in noisy[1:-1])
+
+
+# --------------------------------------------------------------------------- strengths
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.1, 0.37, 1.0])
+def test_amplitude_damping_of_one(gamma: float) -> None:
+    noisy = add_noise(
+        cirq.Circuit(cirq.X(Q[0])), build_noise_model("amplitude_damping", level=gamma)
+    )
+    rho = final_rho(noisy)
+    assert rho[1, 1].real == pytest.approx(1 - gamma, abs=1e-12)
+
+
+def test_phase_damping_scales_coherence() -> None:
+    lam = 0.3
+    noisy = add_noise(cirq.Circuit(cirq.H(Q[0])), build_noise_model("phase_damping", level=lam))
+    rho = final_rho(noisy)
+    assert abs(rho[0, 1]) == pytest.approx(0.5 * math.sqrt(1 - lam), abs=1e-12)
+    assert rho[1, 1].real == pytest.approx(0.5, abs=1e-12)
+
+
+PLUS = np.full((2, 2), 0.5, dtype=np.complex128)
+ONE = np.diag([0.0, 1.0]).astype(np.complex128)
+
+
+@pytest.mark.parametrize("t1, t2", [(50e-6, 70e-6), (30e-6, 60e-6), (40e-6, 5e-6)])
+def test_thermal_relaxation_after_a_one_qubit_gate(t1: float, t2: float) -> None:
+    t = 20e-6  # long gate, so the decay is visible
+    circuit = cirq.Circuit(cirq.I(Q[0]))
+    assert len(circuit) == 1 and circuit.all_qubits() == {Q[0]}  # Cirq keeps the identity
+    model = build_noise_model("thermal", t1=t1, t2=t2, gate_time_1q=t, level=0.9)  # level ignored
+    noisy = add_noise(circuit, model)
+    assert len(noisy) == 2
+    rho = final_rho(noisy, PLUS)
+    assert abs(rho[0, 1]) == pytest.approx(0.5 * math.exp(-t / t2), abs=1e-10)
+    assert rho[1, 1].real == pytest.approx(0.5 * math.exp(-t / t1), abs=1e-10)
+    assert final_rho(noisy, ONE)[1, 1].real == pytest.approx(math.exp(-t / t1), abs=1e-10)
+
+
+def test_thermal_two_qubit_gate_duration_and_moment_placement() -> None:
+    t1, t2, t1q, t2q = 50e-6, 60e-6, 5e-6, 12e-6
+    model = build_noise_model("thermal", t1=t1, t2=t2, gate_time_1q=t1q, gate_time_2q=t2q)
+    noisy = add_noise(cirq.Circuit(cirq.CZ(Q[0], Q[1])), model)
+    p11 = final_rho(noisy, 3)[3, 3].real  # |11>: both qubits relax for the 2q gate time
+    assert p11 == pytest.approx(math.exp(-2 * t2q / t1), abs=1e-10)
+    # moment placement: the longest gate of the moment sets every qubit's duration
+    moment_model = build_noise_model(
+        "thermal", t1=t1, t2=t2, gate_time_1q=t1q, gate_time_2q=t2q, placement="moment"
+    )
+    circuit = cirq.Circuit(cirq.Moment(cirq.I(Q[0]), cirq.CZ(Q[1], Q[2])))
+    noisy = add_noise(circuit, moment_model)
+    rho = final_rho(noisy, 0b100)  # qubit 0 in |1>, idle-ish next to the CZ
+    assert np.trace(rho[4:, 4:]).real == pytest.approx(math.exp(-t2q / t1), abs=1e-10)
+
+
+def test_thermal_without_dephasing_is_plain_amplitude_damping() -> None:
+    model = build_noise_model("thermal", t1=10e-6, t2=20e-6, gate_time_1q=1e-6)
+    (op,) = add_noise(cirq.Circuit(cirq.I(Q[0])), model)[1].operations
+    assert isinstance(op.gate, cirq.AmplitudeDampingChannel)
+    assert op.gate.gamma == pytest.approx(1 - math.exp(-0.1), rel=1e-12)
+
+
+def test_thermal_relaxation_channel_kraus_is_complete() -> None:
+    kraus = cirq.kraus(ThermalRelaxationChannel(0.2, 0.3))
+    np.testing.assert_allclose(sum(k.conj().T @ k for k in kraus), np.eye(2), atol=1e-14)
+    with pytest.raises(NoiseError, match="gamma=1.5"):
+        ThermalRelaxationChannel(1.5, 0.0)
+
+
+def test_composite_applies_all_channels_in_order() -> None:
+    p, gamma = 0.06, 0.2
+    model = build_noise_model(
+        "composite",
+        components=[
+            {"name": "depolarizing", "level": p},
+            {"name": "amplitude_damping", "level": gamma},
+            {"name": "readout", "readout_error": 0.1},
+        ],
+    )
+    assert isinstance(model, LretNoiseModel) and isinstance(model, cirq.NoiseModel)
+    circuit = cirq.Circuit(cirq.X(Q[0]), cirq.measure(Q[0], key="m"))
+    noisy = add_noise(circuit, model)
+    assert len(noisy) == 5  # X, depolarizing, damping, readout flip, measurement
+    rho = final_rho(noisy[:3])
+    assert rho[1, 1].real == pytest.approx((1 - 2 * p / 3) * (1 - gamma), abs=1e-12)
+    assert final_rho(noisy[:4])[1, 1].real == pytest.approx(
+        0.9 * (1 - 2 * p / 3) * (1 - gamma) + 0.1 * (1 - (1 - 2 * p / 3) * (1 - gamma)), abs=1e-12
+    )
+
+
+def test_composite_components_inherit_the_composite_parameters() -> None:
+    model = build_noise_model(
+        "composite",
+        level=0.05,
+        components=[{"name": "bit_flip"}, {"name": "readout", "level": 0.2}],
+    )
+    noisy = add_noise(cirq.Circuit(cirq.X(Q[0]), cirq.measure(Q[0], key="m")), model)
+    assert noisy[1].operations[0].untagged == cirq.bit_flip(0.05).on(Q[0])
+    assert noisy[2].operations[0].untagged == cirq.bit_flip(0.2).on(Q[0])
