@@ -1,9 +1,10 @@
 """FDM: the exact full density matrix, the reference engine.
 
-rho is a tensor with 2n axes (n row axes, then n column axes). A gate is two
-contractions (U on the row axes, U* on the column axes); a channel is ONE
-contraction with its superoperator S = sum_i K_i (x) K_i^* on the 2k axes it acts
-on, instead of k Kraus sandwiches.
+rho is a tensor with 2n axes (n row axes, then n column axes). Every operation is
+a superoperator S = sum_i K_i (x) K_i^* (a gate: U (x) U^*) applied as ONE
+contraction on the 2k axes it acts on, instead of k Kraus sandwiches. Consecutive
+operations whose qubits together span at most ``FUSE_MAX_QUBITS`` are multiplied
+into one superoperator first (a gate and the noise after it cost one pass over rho).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 
 # rho, the contraction's output and numpy's transposed operand live at once
 WORKING_FACTOR = 3.0
+# fuse operations into superoperators on at most this many qubits (16 x 16 matrices)
+FUSE_MAX_QUBITS = 2
 # the final rank needs an eigendecomposition; above this size it would cost more than the run
 RANK_MAX_QUBITS = 11
 
@@ -41,6 +44,44 @@ def superoperator(kraus: Sequence[np.ndarray]) -> np.ndarray:
 
 def _pair_axes(targets: tuple[int, ...], n: int) -> tuple[int, ...]:
     return targets + tuple(t + n for t in targets)
+
+
+def _embed(sup: np.ndarray, targets: tuple[int, ...], span: tuple[int, ...]) -> np.ndarray:
+    """The superoperator ``sup`` on ``targets`` as a superoperator on ``span`` (a superset)."""
+    k = len(span)
+    identity = np.eye(4**k, dtype=sup.dtype).reshape((2,) * (4 * k))
+    pos = tuple(span.index(t) for t in targets)
+    return apply_local(identity, sup, _pair_axes(pos, k)).reshape(4**k, 4**k)
+
+
+class _Fuser:
+    """Pending superoperators on disjoint qubit sets, multiplied together before they touch rho."""
+
+    def __init__(self, rho: np.ndarray, n: int) -> None:
+        self.rho, self.n = rho, n
+        self.pending: dict[tuple[int, ...], np.ndarray] = {}
+
+    def add(self, targets: tuple[int, ...], sup: np.ndarray) -> None:
+        touched = [t for t in self.pending if set(t) & set(targets)]
+        span = tuple(sorted(set(targets).union(*touched)))
+        if len(span) > FUSE_MAX_QUBITS:
+            for t in touched:
+                self._apply(t, self.pending.pop(t))
+            self.pending[targets] = sup
+            return
+        fused = _embed(sup, targets, span)
+        for t in touched:  # disjoint, so their order does not matter; all act before ``sup``
+            fused = fused @ _embed(self.pending.pop(t), t, span)
+        self.pending[span] = fused
+
+    def flush(self) -> np.ndarray:
+        for t, sup in self.pending.items():
+            self._apply(t, sup)
+        self.pending.clear()
+        return self.rho
+
+    def _apply(self, targets: tuple[int, ...], sup: np.ndarray) -> None:
+        self.rho = apply_local(self.rho, sup, _pair_axes(targets, self.n))
 
 
 class FdmSimulator(Engine):
@@ -64,15 +105,12 @@ class FdmSimulator(Engine):
         check_dense_memory(self.name, n, self.dtype, WORKING_FACTOR)
         rho = np.zeros((2,) * (2 * n), dtype=self.dtype)
         rho[(0,) * (2 * n)] = 1.0
+        fuser = _Fuser(rho, n)
         for done, moment in enumerate(prog.moments, start=1):
             for ins in moment:
-                if ins.is_channel:
-                    rho = apply_local(rho, superoperator(ins.kraus), _pair_axes(ins.targets, n))
-                else:
-                    u = ins.kraus[0]
-                    rho = apply_local(rho, u, ins.targets)
-                    rho = apply_local(rho, u.conj(), tuple(t + n for t in ins.targets))
+                fuser.add(ins.targets, superoperator(ins.kraus))
             progress(done, len(prog.moments))
+        rho = fuser.flush()
         state = Dense(np.ascontiguousarray(rho.reshape(2**n, 2**n)))
         return EngineOutput(
             state=state,

@@ -100,13 +100,16 @@ class LretSimulator(Engine):
                 if not ins.is_channel:
                     factor = apply_local(factor, ins.kraus[0], ins.targets)
                     continue
-                factor = np.concatenate([apply_local(factor, k, ins.targets) for k in ins.kraus], axis=-1)
-                rank = factor.shape[-1]
-                peak_bytes = max(peak_bytes, factor.nbytes)
+                rank = factor.shape[-1] * len(ins.kraus)
                 max_rank = max(max_rank, rank)
-                if self.truncation == "channel" or rank > dim or (
-                    self.truncation == "rank" and rank > self.rank_bound
-                ):
+                if self.truncation == "channel":
+                    new, discarded = self._channel_truncated(factor, ins.kraus, ins.targets)
+                    peak_bytes = max(peak_bytes, factor.nbytes + new.nbytes)
+                    factor, error = new, error + discarded
+                    continue
+                factor = np.concatenate([apply_local(factor, k, ins.targets) for k in ins.kraus], axis=-1)
+                peak_bytes = max(peak_bytes, factor.nbytes)
+                if rank > dim or (self.truncation == "rank" and rank > self.rank_bound):
                     factor, discarded = self._truncate(factor)
                     error += discarded
             if self.truncation == "moment":
@@ -124,11 +127,9 @@ class LretSimulator(Engine):
             rank_history=history,
         )
 
-    def _truncate(self, factor: np.ndarray) -> tuple[np.ndarray, float]:
-        """Keep the dominant eigen-directions of L^dagger L; return them and the discarded weight."""
-        shape = factor.shape
-        mat = factor.reshape(-1, shape[-1])
-        gram = mat.conj().T @ mat
+    def _select(self, gram: np.ndarray) -> tuple[np.ndarray, float]:
+        """Eigen-directions of a Gram matrix to keep, scaled so the kept state has trace 1,
+        and the relative weight discarded."""
         w, v = np.linalg.eigh(gram)  # ascending
         w = np.clip(w, 0.0, None)
         total = w.sum()
@@ -140,5 +141,38 @@ class LretSimulator(Engine):
         if self.max_rank is not None:
             keep = min(keep, self.max_rank)
         kept = w[-keep:].sum()
-        mat = (mat @ v[:, -keep:]) / np.sqrt(kept)
-        return mat.reshape(shape[:-1] + (keep,)), float((total - kept) / total)
+        return v[:, -keep:] / np.sqrt(kept), float((total - kept) / total)
+
+    def _truncate(self, factor: np.ndarray) -> tuple[np.ndarray, float]:
+        """Truncate L itself: L <- L V_kept from the eigendecomposition of L^dagger L."""
+        mat = factor.reshape(-1, factor.shape[-1])
+        v, discarded = self._select(mat.conj().T @ mat)
+        return (mat @ v).reshape(factor.shape[:-1] + (v.shape[1],)), discarded
+
+    def _channel_truncated(
+        self, factor: np.ndarray, kraus: tuple[np.ndarray, ...], targets: tuple[int, ...]
+    ) -> tuple[np.ndarray, float]:
+        """Apply a channel and truncate without forming the k r columns [K_1 L | ... | K_k L].
+
+        With the target axes first, L splits into d blocks X_a (M x r, a over the 2^t
+        target basis states). The Gram matrix of the k r columns is
+        G[(i,x),(j,y)] = sum_ab (K_i^dagger K_j)[a,b] (X_a^dagger X_b)[x,y], so only the
+        d r x d r local Gram (d N r^2 work instead of k^2 N r^2) is computed from L;
+        the kept columns sum_i K_i L V_i are then one (M x d r)(d r x d keep) product.
+        """
+        t, r = len(targets), factor.shape[-1]
+        d, k = 2**t, len(kraus)
+        n = factor.ndim - 1
+        moved = np.moveaxis(factor, list(targets), list(range(t)))
+        rest = moved.shape[t:-1]
+        x = moved.reshape(d, -1, r).transpose(1, 0, 2).reshape(-1, d * r)  # (M, d r)
+        local = (x.conj().T @ x).reshape(d, r, d, r)
+        ks = np.stack(kraus)  # (k, out, in)
+        q = np.einsum("ioa,job->iajb", ks.conj(), ks)
+        gram = np.einsum("iajb,axby->ixjy", q, local).reshape(k * r, k * r)
+        v, discarded = self._select(gram)
+        keep = v.shape[1]
+        w = np.einsum("ioa,ixc->axoc", ks, v.reshape(k, r, keep)).reshape(d * r, d * keep)
+        new = (x @ w).reshape(-1, d, keep).transpose(1, 0, 2)  # (out, M, keep)
+        new = new.reshape((2,) * t + rest + (keep,))
+        return np.moveaxis(new, list(range(t)), list(targets)), discarded

@@ -1,0 +1,622 @@
+"""Matplotlib figures for one run and for sweeps.
+
+Inputs are plain Python data: a run's result dict (``RunResult.to_dict()`` plus ``run_id``,
+``started_at``...), its nested config dict, and for sweeps a list of flat "rows" whose keys
+mix dotted config keys (``circuit.n_qubits``, ``noise.level``, ``simulator.name``) with
+metrics (``simulation_time_seconds``, ``fidelity``, ``status``, ``run_id``...).
+
+Every figure function returns a :class:`matplotlib.figure.Figure` that is *not* registered
+with pyplot (no global state, safe to build from API worker threads); :func:`save` writes
+it as a PNG. Matplotlib is imported lazily, so ``import lret_runner.plots`` stays cheap.
+
+Metric plots skip rows whose metric is missing, None or not finite, and rows whose
+``status`` is present and not ``FINISHED`` (rows without a ``status`` key are kept).
+Groups are ordered deterministically (sorted). A figure function raises ``ValueError``
+when nothing is left to plot.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import textwrap
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "DPI",
+    "backend_comparison_figure",
+    "comparison_figure",
+    "fidelity_over_runs_figure",
+    "histogram_figure",
+    "noise_impact_figure",
+    "save",
+    "scaling_figure",
+    "summary_figure",
+    "sweep_figures",
+]
+
+DPI = 120
+FINISHED = "FINISHED"
+MONO = "DejaVu Sans Mono"  # ships with matplotlib, so always available
+CONFIG_SECTIONS = ("circuit", "noise", "simulator", "backend")
+_MAX_LIST = 6  # list items shown in the config panel before "..."
+_MAX_VALUE_CHARS = 48  # a config value is cut after this many characters
+_MAX_CONFIG_LINES = 30
+
+_METRIC_LABELS = {
+    "simulation_time_seconds": "simulation time (s)",
+    "fidelity": "fidelity",
+    "final_rank": "final rank",
+    "max_rank": "max rank",
+    "memory_used_mb": "memory (MB)",
+    "truncation_error": "truncation error",
+    "trace_distance": "trace distance",
+    "purity": "purity",
+    "circuit.n_qubits": "qubits",
+    "noise.level": "noise level",
+}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _new_figure(**kwargs: Any) -> Figure:
+    """A pyplot-free Figure on the Agg backend (matplotlib imported here, not at module load)."""
+    import matplotlib
+
+    if "matplotlib.pyplot" not in sys.modules:
+        # switching with pyplot loaded would close the user's open figures
+        matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
+
+
+def save(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` to ``path`` as a PNG at :data:`DPI` dpi, then close it.
+
+    Parent directories are created. Returns the path written.
+    """
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fig.savefig(out, dpi=DPI, format="png")
+    finally:
+        if "matplotlib.pyplot" in sys.modules:  # figures from pyplot.figure() are tracked there
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
+        fig.clear()
+    return out
+
+
+def _label(key: str) -> str:
+    return _METRIC_LABELS.get(key, key)
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a finite float, or None (None, NaN, inf, bools and non-numbers)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _finished(row: Mapping[str, Any]) -> bool:
+    return "status" not in row or row.get("status") == FINISHED
+
+
+def _sort_key(value: Any) -> tuple[int, float, str]:
+    """Numbers first in numeric order, then everything else by its text."""
+    num = _number(value)
+    if num is not None:
+        return (0, num, "")
+    return (1, 0.0, str(value))
+
+
+def _group_name(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def _collect(
+    rows: Iterable[Mapping[str, Any]], metric: str, x: str, group: str | None
+) -> dict[str, dict[Any, list[float]]]:
+    """{group label: {x value: [metric values]}} over the usable rows."""
+    out: dict[str, dict[Any, list[float]]] = {}
+    for row in rows:
+        if not _finished(row):
+            continue
+        value = _number(row.get(metric))
+        xv = row.get(x)
+        if value is None or xv is None:
+            continue
+        g = _group_name(row.get(group)) if group else ""
+        out.setdefault(g, {}).setdefault(xv, []).append(value)
+    return out
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
+def _sorted_counts(counts: Mapping[str, int] | None) -> list[tuple[str, int]]:
+    items = [(str(k), int(v)) for k, v in (counts or {}).items()]
+    return sorted(items, key=lambda kv: (-kv[1], kv[0]))
+
+
+def _short_id(run: Mapping[str, Any], index: int) -> str:
+    rid = run.get("run_id")
+    return str(rid)[:8] if rid else f"run{index}"
+
+
+def _no_data(ax: Axes, message: str) -> None:
+    ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="0.4")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _fmt(value: Any, kind: str = "g") -> str:
+    if value is None:
+        return "n/a"
+    num = _number(value)
+    if num is None:
+        return str(value)
+    if kind == "time":
+        return f"{num:.1f} s" if num >= 100 else f"{num:.3g} s"
+    if kind == "mb":
+        return f"{num:.1f} MB"
+    if kind == "sci":
+        return f"{num:.2e}"
+    if kind == "6f":
+        return f"{num:.6f}"
+    if kind == "int":
+        return f"{int(num)}"
+    return f"{num:.4g}"
+
+
+# ------------------------------------------------------------------------ histograms
+
+
+def _draw_histogram(ax: Axes, counts: Mapping[str, int], top: int) -> str:
+    """Bars of the ``top`` most frequent outcomes on ``ax``; returns the "others" note ("" if none)."""
+    items = _sorted_counts(counts)
+    shots = sum(v for _, v in items)
+    shown = items[: max(1, top)]
+    probs = [v / shots if shots else 0.0 for _, v in shown]
+    labels = [k for k, _ in shown]
+    ax.bar(range(len(shown)), probs, color="#4c72b0")
+    ax.set_xticks(range(len(shown)))
+    longest = max(len(s) for s in labels)
+    ax.set_xticklabels(
+        labels,
+        rotation=90 if longest > 4 else 45,
+        ha="center" if longest > 4 else "right",
+        fontfamily=MONO,
+        fontsize=8 if len(shown) > 8 or longest > 8 else 9,
+    )
+    ax.set_ylabel("probability")
+    ax.set_ylim(0, max(probs) * 1.1 if max(probs) > 0 else 1)
+    ax.grid(axis="y", alpha=0.3)
+    rest = items[len(shown) :]
+    if not rest:
+        return ""
+    others = sum(v for _, v in rest) / shots if shots else 0.0
+    return f"(+{len(rest)} others, {others:.1%})"
+
+
+def histogram_figure(
+    counts: Mapping[str, int] | None, *, top: int = 16, title: str = ""
+) -> Figure:
+    """Bar chart of the ``top`` most frequent bitstrings, y = count / shots."""
+    if not counts:
+        raise ValueError("histogram_figure: no counts to plot (were shots > 0?)")
+    fig = _new_figure(figsize=(max(5.0, 0.45 * min(top, len(counts)) + 2), 4), layout="constrained")
+    ax = fig.add_subplot()
+    note = _draw_histogram(ax, counts, top)
+    shots = sum(int(v) for v in counts.values())
+    head = title or f"measurement outcomes ({shots} shots)"
+    ax.set_title(f"{head} {note}".strip())
+    return fig
+
+
+# --------------------------------------------------------------------------- summary
+
+
+def _flatten(prefix: str, value: Any) -> list[tuple[str, str]]:
+    if isinstance(value, Mapping):
+        out: list[tuple[str, str]] = []
+        for k in value:
+            out += _flatten(f"{prefix}.{k}" if prefix else str(k), value[k])
+        return out or [(prefix, "{}")]
+    if isinstance(value, list | tuple):
+        items = [str(v) for v in value[:_MAX_LIST]]
+        more = f", ... (+{len(value) - _MAX_LIST})" if len(value) > _MAX_LIST else ""
+        text = "[" + ", ".join(items) + more + "]"
+    else:
+        text = str(value)
+    if len(text) > _MAX_VALUE_CHARS:
+        text = text[: _MAX_VALUE_CHARS - 3] + "..."
+    return [(prefix, text)]
+
+
+def _config_lines(config: Mapping[str, Any] | None) -> list[str]:
+    pairs: list[tuple[str, str]] = []
+    for section in CONFIG_SECTIONS:
+        if config and section in config and config[section] is not None:
+            pairs += _flatten(section, config[section])
+    if not pairs:
+        return ["(no configuration)"]
+    if len(pairs) > _MAX_CONFIG_LINES:
+        extra = len(pairs) - (_MAX_CONFIG_LINES - 1)
+        pairs = pairs[: _MAX_CONFIG_LINES - 1] + [("...", f"(+{extra} more)")]
+    return [f"{k} = {v}" if k != "..." else f"... {v}" for k, v in pairs]
+
+
+def _metric_lines(result: Mapping[str, Any]) -> list[tuple[str, str]]:
+    return [
+        ("simulation time", _fmt(result.get("simulation_time_seconds"), "time")),
+        ("final rank", _fmt(result.get("final_rank"), "int")),
+        ("max rank", _fmt(result.get("max_rank"), "int")),
+        ("memory", _fmt(result.get("memory_used_mb"), "mb")),
+        ("truncation error", _fmt(result.get("truncation_error"), "sci")),
+        ("fidelity", _fmt(result.get("fidelity"), "6f")),
+        ("trace distance", _fmt(result.get("trace_distance"), "sci")),
+        ("purity", _fmt(result.get("purity"), "6f")),
+    ]
+
+
+def _text_panel(ax: Axes, title: str, lines: Sequence[str], *, fontsize: float = 9) -> None:
+    ax.axis("off")
+    ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
+    ax.text(
+        0.0, 1.0, "\n".join(lines), transform=ax.transAxes, va="top", ha="left",
+        fontfamily=MONO, fontsize=fontsize, linespacing=1.35,
+    )
+
+
+def _suptitle(result: Mapping[str, Any], config: Mapping[str, Any] | None) -> str:
+    config = config or {}
+    circuit = config.get("circuit") or {}
+    noise = config.get("noise") or {}
+    name = circuit.get("name") if isinstance(circuit, Mapping) else None
+    n = result.get("n_qubits")
+    if n is None and isinstance(circuit, Mapping):
+        n = circuit.get("n_qubits")
+    parts = [str(name or "circuit"), f"n={n if n is not None else '?'}"]
+    if isinstance(noise, Mapping) and noise.get("name"):
+        level = noise.get("level")
+        parts.append(f"noise: {noise['name']}" + (f" (level {level:g})" if _number(level) is not None else ""))
+    else:
+        parts.append("noise: none")
+    return "  |  ".join(parts)
+
+
+def summary_figure(result: Mapping[str, Any], config: Mapping[str, Any] | None = None) -> Figure:
+    """A 2x2 overview of one run.
+
+    (a) top measured states, (b) key metrics, (c) the circuit/noise/simulator/backend
+    config, (d) run info, with the rank after every moment below it when ``rank_history``
+    is present (the figure then has 5 axes, otherwise 4).
+    """
+    fig = _new_figure(figsize=(14, 9.5), layout="constrained")
+    grid = fig.add_gridspec(2, 2, height_ratios=[1, 1.1])
+    ax_hist = fig.add_subplot(grid[0, 0])
+    ax_metrics = fig.add_subplot(grid[0, 1])
+    ax_config = fig.add_subplot(grid[1, 0])
+    history = [h for h in (result.get("rank_history") or []) if _number(h) is not None]
+    if history:
+        sub = grid[1, 1].subgridspec(2, 1, height_ratios=[1, 1.15])
+        ax_info = fig.add_subplot(sub[0])
+        ax_rank = fig.add_subplot(sub[1])
+    else:
+        ax_info = fig.add_subplot(grid[1, 1])
+        ax_rank = None
+
+    # (a) top states
+    counts = result.get("counts")
+    if counts:
+        note = _draw_histogram(ax_hist, counts, 16)
+        shots = sum(int(v) for v in counts.values())
+        ax_hist.set_title(f"(a) top states, {shots} shots {note}".strip(), loc="left",
+                          fontsize=11, fontweight="bold")
+    else:
+        ax_hist.set_title("(a) top states", loc="left", fontsize=11, fontweight="bold")
+        _no_data(ax_hist, "no counts (shots=0)")
+
+    # (b) key metrics
+    metric_rows = _metric_lines(result)
+    width = max(len(k) for k, _ in metric_rows)
+    _text_panel(ax_metrics, "(b) key metrics", [f"{k:<{width}}  {v}" for k, v in metric_rows],
+                fontsize=12)
+
+    # (c) configuration
+    lines = _config_lines(config)
+    _text_panel(ax_config, "(c) configuration", lines,
+                fontsize=9 if len(lines) <= 18 else (8 if len(lines) <= 24 else 7))
+
+    # (d) run info (+ rank history)
+    info = [
+        ("run_id", result.get("run_id")),
+        ("status", result.get("status")),
+        ("backend_used", result.get("backend_used")),
+        ("n_qubits / depth", f"{result.get('n_qubits', 'n/a')} / {result.get('depth', 'n/a')}"),
+        ("started", result.get("started_at")),
+        ("completed", result.get("completed_at")),
+    ]
+    width = max(len(k) for k, _ in info)
+    info_lines = [f"{k:<{width}}  {'n/a' if v is None else v}" for k, v in info]
+    error = result.get("error")
+    if error:
+        wrapped = textwrap.wrap(f"error: {error}", width=64, subsequent_indent="  ")
+        if len(wrapped) > 5:
+            wrapped = wrapped[:4] + ["  ..."]
+        info_lines += wrapped
+    _text_panel(ax_info, "(d) run info", info_lines)
+    if ax_rank is not None:
+        ax_rank.step(range(len(history)), history, where="post", color="#dd8452")
+        ax_rank.set_xlabel("moment", fontsize=9)
+        ax_rank.set_ylabel("rank", fontsize=9)
+        ax_rank.set_title("rank history", loc="left", fontsize=10)
+        ax_rank.tick_params(labelsize=8)
+        ax_rank.grid(alpha=0.3)
+
+    fig.suptitle(_suptitle(result, config), fontsize=14)
+    return fig
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+def _apply_scale(ax: Axes, values: Sequence[float], axis: str = "y", force_log: bool = False) -> None:
+    """Log scale when all values are positive and span >= 2 decades (or ``force_log``)."""
+    if not values:
+        return
+    lo, hi = min(values), max(values)
+    setter = ax.set_yscale if axis == "y" else ax.set_xscale
+    if lo > 0 and (force_log or hi / lo >= 100):
+        setter("log")
+    elif force_log and hi > 0:
+        positive = [v for v in values if v > 0]
+        setter("symlog", linthresh=min(positive) if positive else 1.0)
+
+
+def scaling_figure(
+    rows: Sequence[Mapping[str, Any]],
+    metric: str = "simulation_time_seconds",
+    x: str = "circuit.n_qubits",
+    group: str = "simulator.name",
+) -> Figure:
+    """``metric`` against ``x``, one line per ``group`` (mean over repeats), log y axis."""
+    data = _collect(rows, metric, x, group)
+    if not data:
+        raise ValueError(f"scaling_figure: no finished rows with both {x!r} and {metric!r}")
+    fig = _new_figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    values: list[float] = []
+    for g in sorted(data):
+        xs = sorted(data[g], key=_sort_key)
+        ys = [_mean(data[g][xv]) for xv in xs]
+        values += ys
+        ax.plot(xs, ys, marker="o", label=g)
+    _apply_scale(ax, values, "y", force_log=True)
+    ax.set_xlabel(_label(x))
+    ax.set_ylabel(_label(metric))
+    ax.set_title(f"{_label(metric)} vs {_label(x)}")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(title=group)
+    return fig
+
+
+def backend_comparison_figure(
+    rows: Sequence[Mapping[str, Any]],
+    metrics: Sequence[str] = ("simulation_time_seconds", "fidelity"),
+    x: str = "circuit.n_qubits",
+    group: str = "simulator.name",
+) -> Figure:
+    """Grouped bars: for every ``x`` value one bar per ``group``; one subplot per metric."""
+    if not metrics:
+        raise ValueError("backend_comparison_figure: no metrics given")
+    collected = {m: _collect(rows, m, x, group) for m in metrics}
+    if not any(collected.values()):
+        raise ValueError(
+            f"backend_comparison_figure: no finished rows with {x!r} and any of {list(metrics)}"
+        )
+    groups = sorted({g for data in collected.values() for g in data})
+    xs = sorted({xv for data in collected.values() for d in data.values() for xv in d}, key=_sort_key)
+    fig = _new_figure(figsize=(max(6.0, 5.0 * len(metrics)), 4.5), layout="constrained")
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    width = 0.8 / len(groups)
+    for ax, metric in zip(axes, metrics, strict=True):
+        data = collected[metric]
+        ax.set_title(_label(metric))
+        if not data:
+            _no_data(ax, f"no {metric} values")
+            continue
+        values: list[float] = []
+        for i, g in enumerate(groups):
+            pos, heights = [], []
+            for j, xv in enumerate(xs):
+                if xv in data.get(g, {}):
+                    pos.append(j - 0.4 + width * (i + 0.5))
+                    heights.append(_mean(data[g][xv]))
+            values += heights
+            ax.bar(pos, heights, width=width, label=g, color=f"C{i}")
+        _apply_scale(ax, values, "y")
+        ax.set_xticks(range(len(xs)))
+        ax.set_xticklabels([str(v) for v in xs])
+        ax.set_xlabel(_label(x))
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(title=group, fontsize=8)
+    return fig
+
+
+def noise_impact_figure(
+    rows: Sequence[Mapping[str, Any]],
+    x: str = "noise.level",
+    group: str = "noise.name",
+    metric: str = "fidelity",
+) -> Figure:
+    """``metric`` against the noise level, one line per noise model.
+
+    The x axis is logarithmic when the levels are positive and span a decade or more,
+    symlog (linear below the smallest positive level) when they include 0.
+    """
+    data = _collect(rows, metric, x, group)
+    data = {g: {k: v for k, v in d.items() if _number(k) is not None} for g, d in data.items()}
+    data = {g: d for g, d in data.items() if d}
+    if not data:
+        raise ValueError(f"noise_impact_figure: no finished rows with numeric {x!r} and {metric!r}")
+    fig = _new_figure(figsize=(7, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    levels: set[float] = set()
+    for g in sorted(data):
+        xs = sorted(data[g], key=_sort_key)
+        levels.update(float(v) for v in xs)
+        ax.plot([float(v) for v in xs], [_mean(data[g][v]) for v in xs], marker="o", label=g)
+    positive = sorted(v for v in levels if v > 0)
+    if positive and min(levels) >= 0:
+        if 0 in levels:
+            ax.set_xscale("symlog", linthresh=positive[0])
+        elif positive[-1] / positive[0] >= 10:
+            ax.set_xscale("log")
+    ax.set_xlabel(_label(x))
+    ax.set_ylabel(_label(metric))
+    ax.set_title(f"{_label(metric)} vs {_label(x)}")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(title=group)
+    return fig
+
+
+def fidelity_over_runs_figure(rows: Sequence[Mapping[str, Any]], target: float = 0.99) -> Figure:
+    """Fidelity of every run in order, a dashed line at ``target``, failed runs marked with x."""
+    idx_ok, fid_ok, idx_failed = [], [], []
+    for i, row in enumerate(rows):
+        if not _finished(row):
+            idx_failed.append(i)
+            continue
+        f = _number(row.get("fidelity"))
+        if f is not None:
+            idx_ok.append(i)
+            fid_ok.append(f)
+    if not fid_ok:
+        raise ValueError("fidelity_over_runs_figure: no finished run has a fidelity")
+    fig = _new_figure(figsize=(max(6.0, min(14.0, 0.25 * len(rows) + 4)), 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(idx_ok, fid_ok, marker="o", label="fidelity", color="C0")
+    ax.axhline(target, linestyle="--", color="0.35", label=f"target {target:g}")
+    below = sum(f < target for f in fid_ok)
+    if idx_failed:
+        # at the bottom of the axes, whatever the fidelity range
+        ax.plot(idx_failed, [0.03] * len(idx_failed), linestyle="none", marker="x", color="C3",
+                markersize=9, label=f"failed ({len(idx_failed)})", transform=ax.get_xaxis_transform())
+    if len(rows) <= 30:
+        ax.set_xticks(range(len(rows)))
+        ax.set_xticklabels([_short_id(r, i) for i, r in enumerate(rows)], rotation=90,
+                           fontfamily=MONO, fontsize=8)
+        ax.set_xlabel("run")
+    else:
+        ax.set_xlabel("run index")
+    ax.set_ylabel("fidelity")
+    ax.set_title(f"fidelity over runs ({below} of {len(fid_ok)} below target)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def comparison_figure(
+    runs: Sequence[Mapping[str, Any]],
+    metrics: Sequence[str] = (
+        "simulation_time_seconds",
+        "fidelity",
+        "final_rank",
+        "memory_used_mb",
+        "truncation_error",
+    ),
+) -> Figure:
+    """One bar subplot per metric, one bar per run (labelled by the first 8 chars of run_id).
+
+    Every run keeps its x position in every subplot; a missing value is written "n/a"
+    (or "failed" for a run that did not finish) instead of a bar.
+    """
+    if not runs:
+        raise ValueError("comparison_figure: no runs to compare")
+    if not metrics:
+        raise ValueError("comparison_figure: no metrics given")
+    table = [
+        [_number(r.get(m)) if _finished(r) else None for r in runs] for m in metrics
+    ]
+    if all(v is None for col in table for v in col):
+        raise ValueError(f"comparison_figure: no finished run has any of {list(metrics)}")
+    labels = [_short_id(r, i) for i, r in enumerate(runs)]
+    ncols = min(3, len(metrics))
+    nrows = math.ceil(len(metrics) / ncols)
+    fig = _new_figure(
+        figsize=(max(4.0, 0.6 * len(runs) + 2.5) * ncols, 3.8 * nrows), layout="constrained"
+    )
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[len(metrics):]:
+        fig.delaxes(ax)
+    for ax, metric, col in zip(axes, metrics, table, strict=False):
+        pos = [i for i, v in enumerate(col) if v is not None]
+        heights = [col[i] for i in pos]
+        bars = ax.bar(pos, heights, color=[f"C{i % 10}" for i in pos])
+        ax.bar_label(bars, labels=[_fmt(h, "sci" if metric == "truncation_error" else "g")
+                                   for h in heights], fontsize=7, padding=2)
+        for i, v in enumerate(col):
+            if v is None:
+                ax.text(i, 0, "failed" if not _finished(runs[i]) else "n/a", ha="center",
+                        va="bottom", fontsize=8, color="0.4", rotation=90)
+        if heights:
+            top = max(heights)
+            ax.set_ylim(min(0.0, min(heights)), top * 1.15 if top > 0 else 1.0)
+        ax.set_xticks(range(len(runs)))
+        ax.set_xticklabels(labels, rotation=45, ha="right", fontfamily=MONO, fontsize=8)
+        ax.set_xlim(-0.6, len(runs) - 0.4)
+        ax.set_title(_label(metric))
+        ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def _distinct(rows: Sequence[Mapping[str, Any]], key: str) -> set[str]:
+    return {repr(r[key]) for r in rows if r.get(key) is not None}
+
+
+def sweep_figures(rows: Sequence[Mapping[str, Any]]) -> dict[str, Figure]:
+    """The figures that fit a sweep, keyed by file stem.
+
+    - ``scaling``: more than one distinct ``circuit.n_qubits``;
+    - ``backend_comparison``: more than one distinct ``simulator.name``;
+    - ``noise_impact``: more than one distinct ``noise.level`` (fidelity, or final rank
+      when no run has a fidelity);
+    - ``fidelity_over_runs``: any run has a fidelity.
+
+    A chosen figure with nothing to plot (e.g. every run failed) is left out.
+    """
+    rows = list(rows)
+    has_fidelity = any(_number(r.get("fidelity")) is not None for r in rows)
+    makers: dict[str, Any] = {}
+    if len(_distinct(rows, "circuit.n_qubits")) > 1:
+        makers["scaling"] = lambda: scaling_figure(rows)
+    if len(_distinct(rows, "simulator.name")) > 1:
+        makers["backend_comparison"] = lambda: backend_comparison_figure(rows)
+    if len(_distinct(rows, "noise.level")) > 1:
+        metric = "fidelity" if has_fidelity else "final_rank"
+        makers["noise_impact"] = lambda: noise_impact_figure(rows, metric=metric)
+    if has_fidelity:
+        makers["fidelity_over_runs"] = lambda: fidelity_over_runs_figure(rows)
+    out: dict[str, Figure] = {}
+    for stem, make in makers.items():
+        try:
+            out[stem] = make()
+        except ValueError:
+            continue
+    return out
