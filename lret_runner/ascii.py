@@ -44,7 +44,7 @@ def _number(value: Any) -> float | None:
 
 def _bar(fraction: float, width: int) -> str:
     """A bar of ``fraction`` (0..1) of ``width`` cells in eighths, padded to ``width``."""
-    eighths = round(max(0.0, min(1.0, fraction)) * width * 8)
+    eighths = math.floor(max(0.0, min(1.0, fraction)) * width * 8 + 0.5)
     if fraction > 0 and eighths == 0:
         eighths = 1  # a non-zero count is never invisible
     text = FULL * (eighths // 8) + BLOCKS[eighths % 8]
@@ -59,8 +59,9 @@ def histogram(counts: Mapping[str, int] | None, *, top: int = 10, width: int = 4
     Bars are scaled so the most frequent outcome fills ``width`` cells; the percentage is
     of all shots. A last line ``(+K more outcomes)`` tells how many were left out.
     """
-    items = sorted(((str(k), int(v)) for k, v in (counts or {}).items()),
-                   key=lambda kv: (-kv[1], kv[0]))
+    items = sorted(
+        ((str(k), int(v)) for k, v in (counts or {}).items()), key=lambda kv: (-kv[1], kv[0])
+    )
     if not items:
         return "no counts"
     shots = sum(v for _, v in items)
@@ -181,8 +182,9 @@ def rows_table(
     """A rich table with one row per dict and the given ``columns`` (None shows as ``-``)."""
     table = Table(title=title)
     for col in columns:
-        table.add_column(col, justify="right" if _numeric_column(rows, col) else "left",
-                         no_wrap=True)
+        table.add_column(
+            col, justify="right" if _numeric_column(rows, col) else "left", no_wrap=True
+        )
     for row in rows:
         table.add_row(*(_cell(row.get(c)) for c in columns))
     return table
@@ -195,7 +197,9 @@ def rows_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
     right = [_numeric_column(rows, c) for c in columns]
 
     def line(values: Sequence[str]) -> str:
-        parts = [v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right, strict=True)]
+        parts = [
+            v.rjust(w) if r else v.ljust(w) for v, w, r in zip(values, widths, right, strict=True)
+        ]
         return "  ".join(parts).rstrip()
 
     out = [line(list(columns)), "  ".join("-" * w for w in widths)]
@@ -206,7 +210,15 @@ def rows_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
 def render(renderable: RenderableType, *, width: int = 120) -> str:
     """``renderable`` rendered as plain text (no colour, no styles), ``width`` columns at most."""
     buffer = io.StringIO()
-    console = Console(file=buffer, width=width, color_system=None, force_terminal=False,
-                      no_color=True, highlight=False, emoji=False, legacy_windows=False)
+    console = Console(
+        file=buffer,
+        width=width,
+        color_system=None,
+        force_terminal=False,
+        no_color=True,
+        highlight=False,
+        emoji=False,
+        legacy_windows=False,
+    )
     console.print(renderable)
     return buffer.getvalue()

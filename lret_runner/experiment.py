@@ -32,17 +32,18 @@ PROBABILITIES_MAX_QUBITS = 16
 class RunResult:
     """The record of one run (JSON-ready through :meth:`to_dict`)."""
 
-    status: str
+    status: str  # FINISHED, FAILED or KILLED
     backend_used: str
     n_qubits: int
     depth: int
-    simulation_time_seconds: float
-    final_rank: int | None
-    max_rank: int | None
-    rank_history: list[int] | None
-    memory_used_mb: float
-    truncation_error: float
-    purity: float
+    run_id: str | None = None
+    simulation_time_seconds: float | None = None
+    final_rank: int | None = None
+    max_rank: int | None = None
+    rank_history: list[int] | None = None
+    memory_used_mb: float | None = None
+    truncation_error: float | None = None
+    purity: float | None = None
     fidelity: float | None = None  # vs the exact state; None with ``exact_reference`` saying why
     trace_distance: float | None = None
     exact_reference: str = "not requested"  # how fidelity/trace_distance were obtained, or why not
@@ -51,6 +52,8 @@ class RunResult:
     probabilities: list[float] | None = None
     expectation_values: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    started_at: str | None = None
+    completed_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -149,3 +152,27 @@ def _compare(
     result.fidelity = metrics.fidelity(out.state, exact.state)
     result.trace_distance = metrics.trace_distance(out.state, exact.state)
     result.exact_reference = f"fdm ({exact.simulation_time_seconds:.3g} s)"
+
+
+def run_experiment(cfg: Any, progress: ProgressCallback | None = None) -> tuple[RunResult, EngineOutput]:
+    """Build the noisy circuit a validated config describes and simulate it."""
+    from threadpoolctl import threadpool_limits
+
+    from lret_runner.config import build_noisy_circuit, simulator_params
+
+    circuit, noisy = build_noisy_circuit(cfg)
+    with threadpool_limits(limits=cfg.backend.threads):
+        return simulate(
+            noisy,
+            simulator=cfg.simulator.name,
+            simulator_params=simulator_params(cfg),
+            qubits=sorted(circuit.all_qubits()),
+            depth=len(circuit),
+            shots=cfg.run.shots,
+            seed=cfg.run.seed,
+            compare_to_exact=cfg.run.compare_to_exact,
+            exact_max_qubits=cfg.run.exact_max_qubits,
+            observables=list(cfg.run.observables),
+            save_probabilities=cfg.run.save_probabilities,
+            progress=progress,
+        )

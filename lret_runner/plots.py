@@ -187,7 +187,7 @@ def _fmt(value: Any, kind: str = "g") -> str:
 
 
 def _draw_histogram(ax: Axes, counts: Mapping[str, int], top: int) -> str:
-    """Bars of the ``top`` most frequent outcomes on ``ax``; returns the "others" note ("" if none)."""
+    """Bars of the ``top`` most frequent outcomes on ``ax``; returns the "others" note or ""."""
     items = _sorted_counts(counts)
     shots = sum(v for _, v in items)
     shown = items[: max(1, top)]
@@ -213,9 +213,7 @@ def _draw_histogram(ax: Axes, counts: Mapping[str, int], top: int) -> str:
     return f"(+{len(rest)} others, {others:.1%})"
 
 
-def histogram_figure(
-    counts: Mapping[str, int] | None, *, top: int = 16, title: str = ""
-) -> Figure:
+def histogram_figure(counts: Mapping[str, int] | None, *, top: int = 16, title: str = "") -> Figure:
     """Bar chart of the ``top`` most frequent bitstrings, y = count / shots."""
     if not counts:
         raise ValueError("histogram_figure: no counts to plot (were shots > 0?)")
@@ -231,6 +229,11 @@ def histogram_figure(
 # --------------------------------------------------------------------------- summary
 
 
+def _scalar(value: Any) -> str:
+    """A config value as text; floats short (``0.30000000000000004`` -> ``0.3``)."""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
 def _flatten(prefix: str, value: Any) -> list[tuple[str, str]]:
     if isinstance(value, Mapping):
         out: list[tuple[str, str]] = []
@@ -238,11 +241,11 @@ def _flatten(prefix: str, value: Any) -> list[tuple[str, str]]:
             out += _flatten(f"{prefix}.{k}" if prefix else str(k), value[k])
         return out or [(prefix, "{}")]
     if isinstance(value, list | tuple):
-        items = [str(v) for v in value[:_MAX_LIST]]
+        items = [_scalar(v) for v in value[:_MAX_LIST]]
         more = f", ... (+{len(value) - _MAX_LIST})" if len(value) > _MAX_LIST else ""
         text = "[" + ", ".join(items) + more + "]"
     else:
-        text = str(value)
+        text = _scalar(value)
     if len(text) > _MAX_VALUE_CHARS:
         text = text[: _MAX_VALUE_CHARS - 3] + "..."
     return [(prefix, text)]
@@ -278,8 +281,15 @@ def _text_panel(ax: Axes, title: str, lines: Sequence[str], *, fontsize: float =
     ax.axis("off")
     ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
     ax.text(
-        0.0, 1.0, "\n".join(lines), transform=ax.transAxes, va="top", ha="left",
-        fontfamily=MONO, fontsize=fontsize, linespacing=1.35,
+        0.0,
+        1.0,
+        "\n".join(lines),
+        transform=ax.transAxes,
+        va="top",
+        ha="left",
+        fontfamily=MONO,
+        fontsize=fontsize,
+        linespacing=1.35,
     )
 
 
@@ -294,7 +304,10 @@ def _suptitle(result: Mapping[str, Any], config: Mapping[str, Any] | None) -> st
     parts = [str(name or "circuit"), f"n={n if n is not None else '?'}"]
     if isinstance(noise, Mapping) and noise.get("name"):
         level = noise.get("level")
-        parts.append(f"noise: {noise['name']}" + (f" (level {level:g})" if _number(level) is not None else ""))
+        parts.append(
+            f"noise: {noise['name']}"
+            + (f" (level {level:g})" if _number(level) is not None else "")
+        )
     else:
         parts.append("noise: none")
     return "  |  ".join(parts)
@@ -326,8 +339,12 @@ def summary_figure(result: Mapping[str, Any], config: Mapping[str, Any] | None =
     if counts:
         note = _draw_histogram(ax_hist, counts, 16)
         shots = sum(int(v) for v in counts.values())
-        ax_hist.set_title(f"(a) top states, {shots} shots {note}".strip(), loc="left",
-                          fontsize=11, fontweight="bold")
+        ax_hist.set_title(
+            f"(a) top states, {shots} shots {note}".strip(),
+            loc="left",
+            fontsize=11,
+            fontweight="bold",
+        )
     else:
         ax_hist.set_title("(a) top states", loc="left", fontsize=11, fontweight="bold")
         _no_data(ax_hist, "no counts (shots=0)")
@@ -335,13 +352,18 @@ def summary_figure(result: Mapping[str, Any], config: Mapping[str, Any] | None =
     # (b) key metrics
     metric_rows = _metric_lines(result)
     width = max(len(k) for k, _ in metric_rows)
-    _text_panel(ax_metrics, "(b) key metrics", [f"{k:<{width}}  {v}" for k, v in metric_rows],
-                fontsize=12)
+    _text_panel(
+        ax_metrics, "(b) key metrics", [f"{k:<{width}}  {v}" for k, v in metric_rows], fontsize=12
+    )
 
     # (c) configuration
     lines = _config_lines(config)
-    _text_panel(ax_config, "(c) configuration", lines,
-                fontsize=9 if len(lines) <= 18 else (8 if len(lines) <= 24 else 7))
+    _text_panel(
+        ax_config,
+        "(c) configuration",
+        lines,
+        fontsize=9 if len(lines) <= 18 else (8 if len(lines) <= 24 else 7),
+    )
 
     # (d) run info (+ rank history)
     info = [
@@ -357,8 +379,8 @@ def summary_figure(result: Mapping[str, Any], config: Mapping[str, Any] | None =
     error = result.get("error")
     if error:
         wrapped = textwrap.wrap(f"error: {error}", width=64, subsequent_indent="  ")
-        if len(wrapped) > 5:
-            wrapped = wrapped[:4] + ["  ..."]
+        if len(wrapped) > 4:
+            wrapped = wrapped[:3] + ["  ..."]
         info_lines += wrapped
     _text_panel(ax_info, "(d) run info", info_lines)
     if ax_rank is not None:
@@ -376,7 +398,9 @@ def summary_figure(result: Mapping[str, Any], config: Mapping[str, Any] | None =
 # --------------------------------------------------------------------------- sweeps
 
 
-def _apply_scale(ax: Axes, values: Sequence[float], axis: str = "y", force_log: bool = False) -> None:
+def _apply_scale(
+    ax: Axes, values: Sequence[float], axis: str = "y", force_log: bool = False
+) -> None:
     """Log scale when all values are positive and span >= 2 decades (or ``force_log``)."""
     if not values:
         return
@@ -431,7 +455,9 @@ def backend_comparison_figure(
             f"backend_comparison_figure: no finished rows with {x!r} and any of {list(metrics)}"
         )
     groups = sorted({g for data in collected.values() for g in data})
-    xs = sorted({xv for data in collected.values() for d in data.values() for xv in d}, key=_sort_key)
+    xs = sorted(
+        {xv for data in collected.values() for d in data.values() for xv in d}, key=_sort_key
+    )
     fig = _new_figure(figsize=(max(6.0, 5.0 * len(metrics)), 4.5), layout="constrained")
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     width = 0.8 / len(groups)
@@ -509,19 +535,30 @@ def fidelity_over_runs_figure(rows: Sequence[Mapping[str, Any]], target: float =
             fid_ok.append(f)
     if not fid_ok:
         raise ValueError("fidelity_over_runs_figure: no finished run has a fidelity")
-    fig = _new_figure(figsize=(max(6.0, min(14.0, 0.25 * len(rows) + 4)), 4.5), layout="constrained")
+    fig = _new_figure(
+        figsize=(max(6.0, min(14.0, 0.25 * len(rows) + 4)), 4.5), layout="constrained"
+    )
     ax = fig.add_subplot()
     ax.plot(idx_ok, fid_ok, marker="o", label="fidelity", color="C0")
     ax.axhline(target, linestyle="--", color="0.35", label=f"target {target:g}")
     below = sum(f < target for f in fid_ok)
     if idx_failed:
         # at the bottom of the axes, whatever the fidelity range
-        ax.plot(idx_failed, [0.03] * len(idx_failed), linestyle="none", marker="x", color="C3",
-                markersize=9, label=f"failed ({len(idx_failed)})", transform=ax.get_xaxis_transform())
+        ax.plot(
+            idx_failed,
+            [0.03] * len(idx_failed),
+            linestyle="none",
+            marker="x",
+            color="C3",
+            markersize=9,
+            label=f"failed ({len(idx_failed)})",
+            transform=ax.get_xaxis_transform(),
+        )
     if len(rows) <= 30:
         ax.set_xticks(range(len(rows)))
-        ax.set_xticklabels([_short_id(r, i) for i, r in enumerate(rows)], rotation=90,
-                           fontfamily=MONO, fontsize=8)
+        ax.set_xticklabels(
+            [_short_id(r, i) for i, r in enumerate(rows)], rotation=90, fontfamily=MONO, fontsize=8
+        )
         ax.set_xlabel("run")
     else:
         ax.set_xlabel("run index")
@@ -551,9 +588,7 @@ def comparison_figure(
         raise ValueError("comparison_figure: no runs to compare")
     if not metrics:
         raise ValueError("comparison_figure: no metrics given")
-    table = [
-        [_number(r.get(m)) if _finished(r) else None for r in runs] for m in metrics
-    ]
+    table = [[_number(r.get(m)) if _finished(r) else None for r in runs] for m in metrics]
     if all(v is None for col in table for v in col):
         raise ValueError(f"comparison_figure: no finished run has any of {list(metrics)}")
     labels = [_short_id(r, i) for i, r in enumerate(runs)]
@@ -563,18 +598,30 @@ def comparison_figure(
         figsize=(max(4.0, 0.6 * len(runs) + 2.5) * ncols, 3.8 * nrows), layout="constrained"
     )
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    for ax in axes[len(metrics):]:
+    for ax in axes[len(metrics) :]:
         fig.delaxes(ax)
     for ax, metric, col in zip(axes, metrics, table, strict=False):
         pos = [i for i, v in enumerate(col) if v is not None]
         heights = [col[i] for i in pos]
         bars = ax.bar(pos, heights, color=[f"C{i % 10}" for i in pos])
-        ax.bar_label(bars, labels=[_fmt(h, "sci" if metric == "truncation_error" else "g")
-                                   for h in heights], fontsize=7, padding=2)
+        ax.bar_label(
+            bars,
+            labels=[_fmt(h, "sci" if metric == "truncation_error" else "g") for h in heights],
+            fontsize=7,
+            padding=2,
+        )
         for i, v in enumerate(col):
             if v is None:
-                ax.text(i, 0, "failed" if not _finished(runs[i]) else "n/a", ha="center",
-                        va="bottom", fontsize=8, color="0.4", rotation=90)
+                ax.text(
+                    i,
+                    0,
+                    "failed" if not _finished(runs[i]) else "n/a",
+                    ha="center",
+                    va="bottom",
+                    fontsize=8,
+                    color="0.4",
+                    rotation=90,
+                )
         if heights:
             top = max(heights)
             ax.set_ylim(min(0.0, min(heights)), top * 1.15 if top > 0 else 1.0)

@@ -1,0 +1,204 @@
+"""One tracked run: validate, simulate, summarise, write result.json, record in MLflow.
+
+The entry points call :func:`execute`; it is the only place where a config, the
+engines, the terminal and the tracker meet.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+import traceback
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from lret_runner.config import validate
+from lret_runner.experiment import RunResult, run_experiment
+from lret_runner.tracking import METRICS, flatten, make_tracker, run_tags, write_json
+
+
+class RunFailed(RuntimeError):
+    """A run ended FAILED or KILLED; it is recorded, and its message is user-facing."""
+
+
+class RunTimeout(RuntimeError):
+    pass
+
+
+class _Progress:
+    """Progress over moments, shown only once a run has taken a second, on a TTY;
+    also where ``run.timeout_seconds`` is enforced (between moments)."""
+
+    def __init__(self, enabled: bool, timeout: float | None) -> None:
+        self.enabled, self.timeout = enabled, timeout
+        self.start = time.perf_counter()
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        elapsed = time.perf_counter() - self.start
+        if self.timeout is not None and elapsed > self.timeout and done < total:
+            raise RunTimeout(
+                f"run.timeout_seconds={self.timeout:g} exceeded after {elapsed:.1f} s "
+                f"({done}/{total} moments done)"
+            )
+        if self.enabled and self.bar is None and elapsed > 1.0:
+            from rich.progress import Progress
+
+            self.bar = Progress(transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("simulating moments", total=total)
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM stops a run like Ctrl-C does (recorded as KILLED)."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def execute(cfg: DictConfig, output_dir: Path | None = None, verbose: bool = False) -> RunResult:
+    """Run one experiment config and record it; raise :class:`RunFailed` if it did not finish.
+
+    Invalid configs raise before anything is recorded.
+    """
+    output_dir = Path(output_dir or Path.cwd())
+    output_dir.mkdir(parents=True, exist_ok=True)
+    validate(cfg)
+    quiet = cfg.run.quiet or not sys.stdout.isatty()
+    tracker = make_tracker(cfg.tracking)
+    started = _now()
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(container, dict)
+    run_id = tracker.start_run(
+        cfg.session.name,
+        cfg.session.description,
+        run_name=f"{cfg.circuit.name}-n{cfg.circuit.n_qubits}-{cfg.simulator.name}",
+        tags=run_tags(cfg),
+    )
+    tracker.log_params(run_id, flatten(container))
+    config_file = output_dir / "config.yaml"
+    config_file.write_text(OmegaConf.to_yaml(container))
+
+    progress = _Progress(enabled=not quiet, timeout=cfg.run.timeout_seconds)
+    result: RunResult | None = None
+    status, error = "FINISHED", None
+    try:
+        with _sigterm_as_interrupt():
+            result, _ = run_experiment(cfg, progress=progress)
+    except KeyboardInterrupt as exc:
+        status, error = "KILLED", f"interrupted ({exc or 'Ctrl-C'})"
+    except Exception as exc:  # recorded, then re-raised as RunFailed
+        status, error = "FAILED", f"{type(exc).__name__}: {exc}"
+        if verbose:
+            traceback.print_exc()
+    finally:
+        progress.close()
+    if result is None:
+        result = RunResult(
+            status=status,
+            backend_used=cfg.simulator.name,
+            n_qubits=cfg.circuit.n_qubits,
+            depth=cfg.circuit.depth,
+            error=error,
+        )
+    result.run_id, result.started_at, result.completed_at = run_id, started, _now()
+    record = result.to_dict()
+    files = [config_file, write_json(output_dir / "result.json", record)]
+    if result.counts is not None:
+        files.append(write_json(output_dir / "counts.json", result.counts))
+    if status == "FINISHED":
+        tracker.log_metrics(run_id, {m: record[m] for m in METRICS})
+        tracker.log_metrics(run_id, {f"expval_{k}": v for k, v in result.expectation_values.items()})
+        tracker.log_rank_history(run_id, result.rank_history or [])
+        if cfg.tracking.name != "none" and cfg.tracking.get("log_plots", True):
+            files += _plots(record, container, output_dir)
+    tracker.set_tags(
+        run_id, {"status": status, "error": error, "backend_used": result.backend_used}
+    )
+    tracker.log_artifacts(run_id, files)
+    tracker.end_run(run_id, status)
+    if not cfg.run.quiet:
+        _print_summary(record, tracker, cfg, output_dir)
+    if status != "FINISHED":
+        raise RunFailed(f"run {run_id} {status}: {error}")
+    return result
+
+
+def run_from_hydra(cfg: DictConfig) -> float | None:
+    """The ``@hydra.main`` task: run, and turn a failure into a one-paragraph message.
+
+    A single run exits non-zero; inside a multirun the error is re-raised so that the
+    launcher records the job as failed and the sweep goes on. Returns the fidelity
+    (the value an Optuna sweep optimises) when there is one.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    verbose = bool(hc.verbose)
+    try:
+        result = execute(cfg, Path(hc.runtime.output_dir), verbose=verbose)
+    except (RunFailed, ValueError, FileNotFoundError) as exc:
+        if verbose:
+            traceback.print_exc()
+        print(f"lret_runner: {exc}", file=sys.stderr)
+        if hc.mode == RunMode.MULTIRUN:
+            raise
+        sys.exit(1)
+    return result.fidelity
+
+
+def _plots(record: dict[str, Any], container: dict[str, Any], output_dir: Path) -> list[Path]:
+    from lret_runner import plots
+
+    paths = []
+    if record["counts"]:
+        paths.append(output_dir / "histogram.png")
+        plots.save(plots.histogram_figure(record["counts"], title="top outcomes"), paths[-1])
+    paths.append(output_dir / "summary.png")
+    plots.save(plots.summary_figure(record, container), paths[-1])
+    return paths
+
+
+def _print_summary(record: dict[str, Any], tracker: Any, cfg: DictConfig, output_dir: Path) -> None:
+    from rich.console import Console
+
+    from lret_runner import ascii
+
+    console = Console()
+    if record["status"] == "FINISHED":
+        console.print(ascii.metrics_table(record))
+        console.print(ascii.histogram(record["counts"]), highlight=False, markup=False)
+    where = (
+        f"MLflow run {record['run_id']} in session '{cfg.session.name}' at {tracker.uri}"
+        if tracker.uri
+        else "tracking=none: not recorded"
+    )
+    console.print(f"{where}\nresult: {output_dir / 'result.json'}", highlight=False, markup=False)

@@ -1,0 +1,229 @@
+"""MLflow tracking: sessions (experiments), runs, params, metrics, tags and artifacts.
+
+The embedded default is a SQLite store at ``<cwd>/mlruns/mlflow.db`` with artifacts
+under ``<cwd>/mlruns/artifacts``; ``tracking.tracking_uri`` or ``MLFLOW_TRACKING_URI``
+point elsewhere (a server, another file). Creating a new SQLite store and creating
+an experiment both race between processes, so both happen under a file lock.
+``tracking=none`` gives a :class:`NullTracker` that records nothing and creates nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lret_runner import __version__
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+STORE_DIR = "mlruns"
+METRICS = (
+    "simulation_time_seconds",
+    "final_rank",
+    "max_rank",
+    "memory_used_mb",
+    "truncation_error",
+    "fidelity",
+    "trace_distance",
+    "purity",
+)
+PARAM_MAX_CHARS = 6000  # MLflow's limit on a param value
+
+
+def default_uri(root: Path | None = None) -> str:
+    """``$MLFLOW_TRACKING_URI`` if set, else the embedded SQLite store under ``root/mlruns``."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{(root or Path.cwd()).resolve() / STORE_DIR / 'mlflow.db'}"
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}; lists stay values."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        else:
+            out[name] = value
+    return out
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+class NullTracker:
+    """``tracking=none``: a generated run id, nothing written."""
+
+    uri = None
+
+    def start_run(self, session: str, description: str = "", **_: Any) -> str:
+        return uuid.uuid4().hex
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None: ...
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float | None], step: int = 0) -> None: ...
+
+    def log_rank_history(self, run_id: str, history: Iterable[int]) -> None: ...
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None: ...
+
+    def log_artifacts(self, run_id: str, paths: Iterable[Path], artifact_path: str | None = None) -> None: ...
+
+    def end_run(self, run_id: str, status: str) -> None: ...
+
+
+class MlflowTracker:
+    """Writes runs through ``MlflowClient`` (no global fluent state, safe in any process)."""
+
+    def __init__(self, uri: str | None = None, artifact_location: str | None = None) -> None:
+        self.uri = uri or default_uri()
+        self.artifact_location = artifact_location
+        self._lock_path: Path | None = None
+        if self.uri.startswith("sqlite:///"):
+            db = Path(self.uri.removeprefix("sqlite:///"))
+            db.parent.mkdir(parents=True, exist_ok=True)
+            self._lock_path = db.with_suffix(".lock")
+            if artifact_location is None:
+                self.artifact_location = (db.parent / "artifacts").as_uri()
+        self._client: MlflowClient | None = None
+
+    @property
+    def client(self) -> MlflowClient:
+        """The client; the first one on a new SQLite store creates its schema under the lock."""
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            with self._locked():
+                self._client = MlflowClient(tracking_uri=self.uri)
+                self._client.search_experiments(max_results=1)  # forces schema creation now
+        return self._client
+
+    def _locked(self) -> Any:
+        from contextlib import nullcontext
+
+        from filelock import FileLock
+
+        return FileLock(str(self._lock_path)) if self._lock_path else nullcontext()
+
+    def experiment_id(self, session: str, description: str = "") -> str:
+        """The session's experiment id, creating it (with its description) on first use."""
+        exp = self.client.get_experiment_by_name(session)
+        if exp is not None:
+            return str(exp.experiment_id)
+        with self._locked():
+            exp = self.client.get_experiment_by_name(session)
+            if exp is not None:
+                return str(exp.experiment_id)
+            return str(
+                self.client.create_experiment(
+                    session,
+                    artifact_location=self.artifact_location,
+                    tags={"description": description, "lret.session": "true"},
+                )
+            )
+
+    def start_run(
+        self,
+        session: str,
+        description: str = "",
+        run_name: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> str:
+        experiment_id = self.experiment_id(session, description)
+        run = self.client.create_run(
+            experiment_id, run_name=run_name, tags={k: str(v) for k, v in (tags or {}).items()}
+        )
+        return str(run.info.run_id)
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:PARAM_MAX_CHARS]) for k, v in params.items()]
+        for i in range(0, len(items), 100):  # MLflow's batch limit
+            self.client.log_batch(run_id, params=items[i : i + 100])
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float | None], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = _now_ms()
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
+        self._log_metric_batches(run_id, items)
+
+    def log_rank_history(self, run_id: str, history: Iterable[int]) -> None:
+        """The rank after every moment as the stepped metric ``rank`` (step = moment)."""
+        from mlflow.entities import Metric
+
+        now = _now_ms()
+        self._log_metric_batches(
+            run_id, [Metric("rank", float(r), now, step) for step, r in enumerate(history, start=1)]
+        )
+
+    def _log_metric_batches(self, run_id: str, items: list[Any]) -> None:
+        for i in range(0, len(items), 1000):
+            self.client.log_batch(run_id, metrics=items[i : i + 1000])
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, str(v)[:PARAM_MAX_CHARS]) for k, v in tags.items() if v is not None]
+        if items:
+            self.client.log_batch(run_id, tags=items)
+
+    def log_artifacts(self, run_id: str, paths: Iterable[Path], artifact_path: str | None = None) -> None:
+        for path in paths:
+            self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def end_run(self, run_id: str, status: str) -> None:
+        self.client.set_terminated(run_id, status=status)
+
+
+def _now_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
+
+
+def make_tracker(tracking_cfg: Any) -> MlflowTracker | NullTracker:
+    """The tracker a ``tracking`` config section asks for."""
+    if tracking_cfg.name == "none":
+        return NullTracker()
+    if tracking_cfg.name != "mlflow":
+        raise ValueError(f"tracking.name={tracking_cfg.name!r} is invalid: choose mlflow or none")
+    return MlflowTracker(tracking_cfg.tracking_uri, tracking_cfg.artifact_location)
+
+
+def run_tags(cfg: Any, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Tags every run carries: session, circuit family, noise model, engine, version, git commit."""
+    from lret_runner.config import config_hash
+
+    return {
+        "session": cfg.session.name,
+        "circuit": cfg.circuit.name,
+        "noise": cfg.noise.name,
+        "simulator": cfg.simulator.name,
+        "config_hash": config_hash(cfg),
+        "lret_runner_version": __version__,
+        "git_commit": git_commit(),
+        **{str(k): v for k, v in (cfg.tags or {}).items()},
+        **(extra or {}),
+    }
+
+
+def write_json(path: Path, data: Any) -> Path:
+    path.write_text(json.dumps(data, indent=2, default=str))
+    return path
