@@ -153,6 +153,18 @@ class SessionConfig:
 
 
 @dataclass
+class LineageConfig:
+    parent: str | None = None  # MLflow run id this run derives from (must exist)
+
+
+@dataclass
+class SweepConfig:
+    resume: bool = False  # skip jobs whose config already has a FINISHED run in the session
+    depth_rule: str = "linear"  # scaling preset: depth from n: linear (2n), quadratic (n^2), constant
+    depth_constant: int = 10  # the depth of the constant rule
+
+
+@dataclass
 class LretRunnerConfig:
     circuit: Any = MISSING
     noise: Any = MISSING
@@ -162,6 +174,8 @@ class LretRunnerConfig:
     tracking: Any = MISSING
     run: RunConfig = field(default_factory=RunConfig)
     session: SessionConfig = field(default_factory=SessionConfig)
+    lineage: LineageConfig = field(default_factory=LineageConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     tags: dict[str, str] = field(default_factory=dict)  # extra MLflow tags
 
 

@@ -11,7 +11,6 @@ import sys
 import time
 import traceback
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from lret_runner.config import validate
 from lret_runner.experiment import RunResult, run_experiment
-from lret_runner.tracking import METRICS, flatten, make_tracker, run_tags, write_json
+from lret_runner.tracking import METRICS, flatten, make_tracker, now_iso, run_tags, write_json
 
 
 class RunFailed(RuntimeError):
@@ -79,10 +78,6 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 def execute(cfg: DictConfig, output_dir: Path | None = None, verbose: bool = False) -> RunResult:
     """Run one experiment config and record it; raise :class:`RunFailed` if it did not finish.
 
@@ -93,7 +88,7 @@ def execute(cfg: DictConfig, output_dir: Path | None = None, verbose: bool = Fal
     validate(cfg)
     quiet = cfg.run.quiet or not sys.stdout.isatty()
     tracker = make_tracker(cfg.tracking)
-    started = _now()
+    started = now_iso()
     container = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(container, dict)
     run_id = tracker.start_run(
@@ -128,7 +123,7 @@ def execute(cfg: DictConfig, output_dir: Path | None = None, verbose: bool = Fal
             depth=cfg.circuit.depth,
             error=error,
         )
-    result.run_id, result.started_at, result.completed_at = run_id, started, _now()
+    result.run_id, result.started_at, result.completed_at = run_id, started, now_iso()
     record = result.to_dict()
     files = [config_file, write_json(output_dir / "result.json", record)]
     if result.counts is not None:

@@ -35,6 +35,18 @@ METRICS = (
 )
 PARAM_MAX_CHARS = 6000  # MLflow's limit on a param value
 
+# Session state lives in the MLflow experiment's tags, nothing else.
+SESSION_STATUS = "lret.session.status"  # open or closed
+SESSION_TIMEOUT = "lret.session.timeout_hours"  # idle hours before the session expires (absent: never)
+SESSION_ACCESS = "lret.session.last_access"  # ISO time of the last run or resume
+SESSION_DESCRIPTION = "description"
+LINEAGE_PARENT = "lret.lineage.parent"  # the run this run was derived from (lineage.parent)
+PARENT_RUN = "mlflow.parentRunId"  # the batch (sweep) a job belongs to
+
+
+class SessionError(ValueError):
+    """A session that does not exist, already exists, or is closed/expired."""
+
 
 def default_uri(root: Path | None = None) -> str:
     """``$MLFLOW_TRACKING_URI`` if set, else the embedded SQLite store under ``root/mlruns``."""
@@ -120,8 +132,8 @@ class MlflowTracker:
 
         return FileLock(str(self._lock_path)) if self._lock_path else nullcontext()
 
-    def experiment_id(self, session: str, description: str = "") -> str:
-        """The session's experiment id, creating it (with its description) on first use."""
+    def experiment_id(self, session: str, description: str = "", timeout_hours: float | None = None) -> str:
+        """The session's experiment id, creating it (open, with its description) on first use."""
         exp = self.client.get_experiment_by_name(session)
         if exp is not None:
             return str(exp.experiment_id)
@@ -129,13 +141,61 @@ class MlflowTracker:
             exp = self.client.get_experiment_by_name(session)
             if exp is not None:
                 return str(exp.experiment_id)
+            tags = {SESSION_DESCRIPTION: description, SESSION_STATUS: "open", SESSION_ACCESS: now_iso()}
+            if timeout_hours is not None:
+                tags[SESSION_TIMEOUT] = str(timeout_hours)
             return str(
                 self.client.create_experiment(
-                    session,
-                    artifact_location=self.artifact_location,
-                    tags={"description": description, "lret.session": "true"},
+                    session, artifact_location=self.artifact_location, tags=tags
                 )
             )
+
+    def create_session(self, name: str, description: str = "", timeout_hours: float | None = None) -> str:
+        if self.client.get_experiment_by_name(name) is not None:
+            raise SessionError(f"session {name!r} already exists")
+        return self.experiment_id(name, description, timeout_hours)
+
+    def session(self, name: str) -> dict[str, Any]:
+        """A session's state: name, id, status (open, closed or expired), description, times."""
+        exp = self.client.get_experiment_by_name(name)
+        if exp is None:
+            raise SessionError(f"session {name!r} does not exist")
+        return session_info(exp)
+
+    def sessions(self, include_all: bool = False) -> list[dict[str, Any]]:
+        """Every session (MLflow experiment), open ones only unless ``include_all``."""
+        from mlflow.entities import ViewType
+
+        infos = [session_info(e) for e in self.client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
+        return [s for s in infos if include_all or s["status"] == "open"]
+
+    def set_session_status(self, name: str, status: str) -> None:
+        """Close a session, or reopen it (``open`` also restarts its idle clock)."""
+        info = self.session(name)
+        self.client.set_experiment_tag(info["id"], SESSION_STATUS, status)
+        self.client.set_experiment_tag(info["id"], SESSION_ACCESS, now_iso())
+
+    def open_session(self, name: str, description: str = "") -> str:
+        """The experiment id a run may write to: created if new, refused if closed or expired."""
+        experiment_id = self.experiment_id(name, description)
+        info = session_info(self.client.get_experiment(experiment_id))
+        if info["status"] != "open":
+            raise SessionError(
+                f"session {name!r} is {info['status']}: runs into it are refused. "
+                f"Reopen it with `lret-runner sessions resume {name}` or choose another session.name"
+            )
+        self.client.set_experiment_tag(experiment_id, SESSION_ACCESS, now_iso())
+        return experiment_id
+
+    def check_run_exists(self, run_id: str, key: str = "lineage.parent") -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_run(run_id)
+        except MlflowException:
+            raise ValueError(
+                f"{key}={run_id} is invalid: no such run in the tracking store {self.uri}"
+            ) from None
 
     def start_run(
         self,
@@ -144,7 +204,7 @@ class MlflowTracker:
         run_name: str | None = None,
         tags: Mapping[str, Any] | None = None,
     ) -> str:
-        experiment_id = self.experiment_id(session, description)
+        experiment_id = self.open_session(session, description)
         run = self.client.create_run(
             experiment_id, run_name=run_name, tags={k: str(v) for k, v in (tags or {}).items()}
         )
@@ -190,6 +250,36 @@ class MlflowTracker:
 
     def end_run(self, run_id: str, status: str) -> None:
         self.client.set_terminated(run_id, status=status)
+
+
+def now_iso() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def session_info(exp: Any) -> dict[str, Any]:
+    """Session state from an MLflow experiment's tags (closed wins over expired)."""
+    from datetime import UTC, datetime, timedelta
+
+    tags = exp.tags or {}
+    status = tags.get(SESSION_STATUS, "open")
+    timeout = tags.get(SESSION_TIMEOUT)
+    last = tags.get(SESSION_ACCESS)
+    if status == "open" and timeout and last:
+        if datetime.fromisoformat(last) + timedelta(hours=float(timeout)) < datetime.now(UTC):
+            status = "expired"
+    return {
+        "name": exp.name,
+        "id": str(exp.experiment_id),
+        "status": status,
+        "description": tags.get(SESSION_DESCRIPTION, ""),
+        "timeout_hours": float(timeout) if timeout else None,
+        "last_access": last,
+        "created": datetime.fromtimestamp(exp.creation_time / 1000, UTC).isoformat(timespec="seconds")
+        if exp.creation_time
+        else None,
+    }
 
 
 def _now_ms() -> int:
