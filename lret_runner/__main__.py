@@ -19,7 +19,11 @@ from lret_runner.config import register_configs
 register_configs()
 
 
-@hydra.main(config_path="../conf", config_name="config")
+# the only config-selected Python targets Hydra may instantiate
+TRUSTED_TARGETS = ["lret_runner.sweep.BatchCallback"]
+
+
+@hydra.main(config_path="../conf", config_name="config", execution_whitelist=TRUSTED_TARGETS)
 def main(cfg: DictConfig) -> float | None:
     from lret_runner.runner import run_from_hydra
 

@@ -199,7 +199,10 @@ def register_configs() -> None:
     """Put the schemas in Hydra's ConfigStore (the YAML options extend them)."""
     from hydra.core.config_store import ConfigStore
 
+    from lret_runner.sweep import depth_rule
+
     OmegaConf.register_resolver("lret_data", _data_file, replace=True)
+    OmegaConf.register_resolver("lret_depth", depth_rule, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=LretRunnerConfig)
     for path, schema in GROUP_SCHEMAS.items():
@@ -297,10 +300,7 @@ def _plain(node: Any) -> dict[str, Any]:
 
 def config_hash(cfg: Any) -> str:
     """A stable hash of what determines a run's result (everything but tracking, session, tags)."""
-    data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
-    assert isinstance(data, dict)
-    for key in ("tracking", "session", "tags", "lineage", "sweep", "cloud"):
-        data.pop(key, None)
-    if isinstance(data.get("run"), dict):
-        data["run"] = {k: v for k, v in data["run"].items() if k != "quiet"}
+    ignored = ("hydra", "tracking", "session", "tags", "lineage", "sweep", "cloud")
+    data = {k: _plain(cfg[k]) for k in cfg if k not in ignored}
+    data["run"] = {k: v for k, v in data["run"].items() if k != "quiet"}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]

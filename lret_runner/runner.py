@@ -6,6 +6,7 @@ engines, the terminal and the tracker meet.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -16,13 +17,27 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from lret_runner.config import validate
+from lret_runner.config import ConfigError, config_hash, validate
 from lret_runner.experiment import RunResult, run_experiment
-from lret_runner.tracking import METRICS, flatten, make_tracker, now_iso, run_tags, write_json
+from lret_runner.sweep import BATCH_ENV, SKIPPED_TAG, refresh_counts
+from lret_runner.tracking import (
+    LINEAGE_PARENT,
+    METRICS,
+    PARENT_RUN,
+    flatten,
+    make_tracker,
+    now_iso,
+    run_tags,
+    write_json,
+)
 
 
 class RunFailed(RuntimeError):
     """A run ended FAILED or KILLED; it is recorded, and its message is user-facing."""
+
+
+class RunInterrupted(RunFailed):
+    """A run stopped by Ctrl-C or SIGTERM (recorded KILLED)."""
 
 
 class RunTimeout(RuntimeError):
@@ -78,16 +93,31 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def execute(cfg: DictConfig, output_dir: Path | None = None, verbose: bool = False) -> RunResult:
+def execute(
+    cfg: DictConfig, output_dir: Path | None = None, verbose: bool = False, job_num: int | None = None
+) -> RunResult:
     """Run one experiment config and record it; raise :class:`RunFailed` if it did not finish.
 
-    Invalid configs raise before anything is recorded.
+    An invalid config raises before anything is recorded, except inside a batch (a
+    multirun), where it is recorded as a FAILED child so that the sweep shows it.
+    With ``sweep.resume`` a config that already FINISHED in the session is skipped.
     """
     output_dir = Path(output_dir or Path.cwd())
     output_dir.mkdir(parents=True, exist_ok=True)
-    validate(cfg)
-    quiet = cfg.run.quiet or not sys.stdout.isatty()
     tracker = make_tracker(cfg.tracking)
+    batch = os.environ.get(BATCH_ENV) if cfg.tracking.name != "none" else None
+    invalid: Exception | None = None
+    try:
+        _check(cfg, tracker)
+    except (ValueError, FileNotFoundError) as exc:
+        if batch is None:
+            raise
+        invalid = exc
+    if cfg.sweep.resume and invalid is None:
+        previous = _finished_run(tracker, cfg)
+        if previous is not None:
+            return _skip(cfg, tracker, previous, batch, job_num)
+    quiet = cfg.run.quiet or not sys.stdout.isatty()
     started = now_iso()
     container = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(container, dict)
@@ -95,7 +125,9 @@ def execute(cfg: DictConfig, output_dir: Path | None = None, verbose: bool = Fal
         cfg.session.name,
         cfg.session.description,
         run_name=f"{cfg.circuit.name}-n{cfg.circuit.n_qubits}-{cfg.simulator.name}",
-        tags=run_tags(cfg),
+        tags=run_tags(
+            cfg, {PARENT_RUN: batch, LINEAGE_PARENT: cfg.lineage.parent, "job_num": job_num}
+        ),
     )
     tracker.log_params(run_id, flatten(container))
     config_file = output_dir / "config.yaml"
@@ -105,6 +137,8 @@ def execute(cfg: DictConfig, output_dir: Path | None = None, verbose: bool = Fal
     result: RunResult | None = None
     status, error = "FINISHED", None
     try:
+        if invalid is not None:
+            raise invalid
         with _sigterm_as_interrupt():
             result, _ = run_experiment(cfg, progress=progress)
     except KeyboardInterrupt as exc:
@@ -139,11 +173,63 @@ def execute(cfg: DictConfig, output_dir: Path | None = None, verbose: bool = Fal
     )
     tracker.log_artifacts(run_id, files)
     tracker.end_run(run_id, status)
+    if batch is not None:
+        refresh_counts(tracker, batch)
     if not cfg.run.quiet:
         _print_summary(record, tracker, cfg, output_dir)
+    if status == "KILLED":
+        raise RunInterrupted(f"run {run_id} KILLED: {error}")
     if status != "FINISHED":
         raise RunFailed(f"run {run_id} {status}: {error}")
     return result
+
+
+def _check(cfg: DictConfig, tracker: Any) -> None:
+    """Everything that must hold before a run starts: the config, and the lineage parent."""
+    validate(cfg)
+    if cfg.lineage.parent is not None:
+        if cfg.tracking.name == "none":
+            raise ConfigError(
+                f"lineage.parent={cfg.lineage.parent} is invalid with tracking=none: "
+                "lineage lives in MLflow, use tracking=mlflow"
+            )
+        tracker.check_run_exists(cfg.lineage.parent)
+
+
+def _finished_run(tracker: Any, cfg: DictConfig) -> Any:
+    """A FINISHED run of the same resolved config in the session, if there is one."""
+    if cfg.tracking.name == "none":
+        return None
+    exp = tracker.client.get_experiment_by_name(cfg.session.name)
+    if exp is None:
+        return None
+    runs = tracker.client.search_runs(
+        [exp.experiment_id],
+        filter_string=f"tags.config_hash = '{config_hash(cfg)}' and attributes.status = 'FINISHED'",
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+def _skip(cfg: DictConfig, tracker: Any, previous: Any, batch: str | None, job_num: int | None) -> RunResult:
+    """``sweep.resume``: report the earlier run instead of running again."""
+    run_id = previous.info.run_id
+    if batch is not None:
+        tracker.set_tags(batch, {f"{SKIPPED_TAG}{job_num}": run_id})
+        refresh_counts(tracker, batch)
+    if not cfg.run.quiet:
+        print(f"sweep.resume: this config already FINISHED as run {run_id}; skipped")
+    metrics = previous.data.metrics
+    return RunResult(
+        status="FINISHED",
+        backend_used=previous.data.tags.get("backend_used", cfg.simulator.name),
+        n_qubits=cfg.circuit.n_qubits,
+        depth=cfg.circuit.depth,
+        run_id=run_id,
+        fidelity=metrics.get("fidelity"),
+        truncation_error=metrics.get("truncation_error"),
+        simulation_time_seconds=metrics.get("simulation_time_seconds"),
+    )
 
 
 def run_from_hydra(cfg: DictConfig) -> float | None:
@@ -158,15 +244,20 @@ def run_from_hydra(cfg: DictConfig) -> float | None:
 
     hc = HydraConfig.get()
     verbose = bool(hc.verbose)
+    multirun = hc.mode == RunMode.MULTIRUN
     try:
-        result = execute(cfg, Path(hc.runtime.output_dir), verbose=verbose)
+        result = execute(
+            cfg, Path(hc.runtime.output_dir), verbose=verbose, job_num=hc.job.num if multirun else None
+        )
     except (RunFailed, ValueError, FileNotFoundError) as exc:
         if verbose:
             traceback.print_exc()
         print(f"lret_runner: {exc}", file=sys.stderr)
-        if hc.mode == RunMode.MULTIRUN:
+        if multirun and isinstance(exc, RunInterrupted):
+            raise KeyboardInterrupt(str(exc)) from None  # stops the sweep; the batch is cancelled
+        if multirun:
             raise
-        sys.exit(1)
+        sys.exit(130 if isinstance(exc, RunInterrupted) else 1)
     return result.fidelity
 
 

@@ -206,7 +206,9 @@ class MlflowTracker:
     ) -> str:
         experiment_id = self.open_session(session, description)
         run = self.client.create_run(
-            experiment_id, run_name=run_name, tags={k: str(v) for k, v in (tags or {}).items()}
+            experiment_id,
+            run_name=run_name,
+            tags={k: str(v) for k, v in (tags or {}).items() if v is not None},
         )
         return str(run.info.run_id)
 
