@@ -15,12 +15,9 @@ import subprocess
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lret_runner import __version__
-
-if TYPE_CHECKING:
-    from mlflow import MlflowClient
 
 STORE_DIR = "mlruns"
 METRICS = (
@@ -78,6 +75,45 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+RETRIES = 10  # attempts of a store call that found the SQLite database locked
+
+
+def _locked_db(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "database is locked" in text or "database table is locked" in text
+
+
+class _RetryingClient:
+    """``MlflowClient`` whose calls are retried with backoff while SQLite reports a lock.
+
+    Parallel jobs write to one SQLite file; a writer that finds it locked waits and
+    tries again instead of losing its record. Other errors pass through at once.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            import random
+            import time
+
+            for attempt in range(RETRIES):
+                try:
+                    return attr(*args, **kwargs)
+                except Exception as exc:
+                    if not _locked_db(exc) or attempt == RETRIES - 1:
+                        raise
+                    backoff = min(0.05 * 2**attempt, 2.0) * (0.5 + random.random())
+                    time.sleep(backoff)  # backoff: wait for the other writer's transaction
+
+        return call
+
+
 class NullTracker:
     """``tracking=none``: a generated run id, nothing written."""
 
@@ -112,16 +148,16 @@ class MlflowTracker:
             self._lock_path = db.with_suffix(".lock")
             if artifact_location is None:
                 self.artifact_location = (db.parent / "artifacts").as_uri()
-        self._client: MlflowClient | None = None
+        self._client: Any = None
 
     @property
-    def client(self) -> MlflowClient:
+    def client(self) -> Any:
         """The client; the first one on a new SQLite store creates its schema under the lock."""
         if self._client is None:
             from mlflow import MlflowClient
 
             with self._locked():
-                self._client = MlflowClient(tracking_uri=self.uri)
+                self._client = _RetryingClient(MlflowClient(tracking_uri=self.uri))
                 self._client.search_experiments(max_results=1)  # forces schema creation now
         return self._client
 
