@@ -5,7 +5,7 @@ TEST_VENV ?= .venv-test
 PY := $(VENV)/bin/python
 PORT ?= 5000
 
-.PHONY: demo test test-slow venv ui bench lint clean
+.PHONY: demo test test-slow venv ui bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,15 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+# One tracked run of the quickstart preset into the embedded MLflow store (mlruns/).
 demo: venv
-	$(PY) benchmarks/bench_engines.py --sizes 6 --depth 10
+	$(PY) -m lret_runner +experiment=quickstart
+	@echo "Browse it: make ui   (MLflow UI on http://127.0.0.1:$(PORT))"
+
+# The MLflow UI on the embedded store, loopback only.
+ui: venv
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db \
+		--default-artifact-root $(CURDIR)/mlruns/artifacts --host 127.0.0.1 --port $(PORT)
 
 # A fresh virtual environment every time: what CI runs on a clean clone.
 test:
@@ -30,7 +37,9 @@ test-slow: venv
 	$(PY) -m pytest -q -m slow
 
 bench: venv
-	$(PY) benchmarks/bench_engines.py
+	$(PY) benchmarks/bench_engines.py --large 20
+	$(PY) benchmarks/bench_overhead.py
+	$(PY) benchmarks/bench_sweep.py
 
 clean:
 	rm -rf $(VENV) $(TEST_VENV) outputs multirun .pytest_cache

@@ -1,0 +1,99 @@
+"""Shared fixtures: the conf/ directory and a runner for the real ``python -m lret_runner`` CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF_DIR = ROOT / "conf"
+CLI = [sys.executable, "-m", "lret_runner"]
+
+
+def sqlite_uri(directory: Path) -> str:
+    """The embedded-store URI the runner would use with ``directory`` as its launch dir."""
+    return f"sqlite:///{Path(directory).resolve()}/mlruns/mlflow.db"
+
+
+def _cli_env(cwd: Path, env: Mapping[str, str | None] | None = None) -> dict[str, str]:
+    """The environment of a CLI subprocess: one BLAS thread, a temporary SQLite store
+    under ``cwd`` unless ``env`` says otherwise (a ``None`` value unsets a variable)."""
+    full = dict(os.environ)
+    for var in ("HYDRA_FULL_ERROR", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID"):
+        full.pop(var, None)  # the user's shell must not change what the tests see
+    full["OPENBLAS_NUM_THREADS"] = "1"
+    full["MLFLOW_TRACKING_URI"] = sqlite_uri(cwd)
+    for key, value in (env or {}).items():
+        if value is None:
+            full.pop(key, None)
+        else:
+            full[key] = value
+    return full
+
+
+def _default_sigint() -> None:
+    # A child started from a non-interactive shell may inherit SIGINT as ignored;
+    # Python then never raises KeyboardInterrupt. Give the child the default disposition.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+RunCli = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture(scope="session")
+def conf_dir() -> Path:
+    """Absolute path of the project's conf/ directory."""
+    return CONF_DIR
+
+
+@pytest.fixture(scope="session")
+def run_cli() -> RunCli:
+    """``run_cli(args, cwd, env=None, timeout=300)``: run the CLI in ``cwd`` and return the
+    CompletedProcess (text stdout/stderr). MLFLOW_TRACKING_URI defaults to
+    ``sqlite:///{cwd}/mlruns/mlflow.db``; pass ``env={"MLFLOW_TRACKING_URI": ...}`` to share
+    a store, or ``None`` as a value to unset a variable."""
+
+    def run(
+        args: Sequence[str],
+        cwd: Path,
+        env: Mapping[str, str | None] | None = None,
+        timeout: float = 300,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*CLI, *args],
+            cwd=cwd,
+            env=_cli_env(Path(cwd), env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            preexec_fn=_default_sigint,
+        )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def start_cli() -> Callable[..., subprocess.Popen[str]]:
+    """``start_cli(args, cwd, env=None)``: like ``run_cli`` but returns the running Popen
+    (stdout/stderr piped), for tests that signal the process."""
+
+    def start(
+        args: Sequence[str], cwd: Path, env: Mapping[str, str | None] | None = None
+    ) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [*CLI, *args],
+            cwd=cwd,
+            env=_cli_env(Path(cwd), env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=_default_sigint,
+        )
+
+    return start

@@ -1,0 +1,219 @@
+"""The config tree through Hydra's compose API: every preset and every group option
+composes and validates; typos, wrong types and out-of-range values fail with the key's
+name; config.yaml is the architecture at a glance; config_hash is stable."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import ConfigCompositionException
+from omegaconf import DictConfig
+
+from lret_runner.config import config_hash, register_configs, validate
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+GROUPS = ("circuit", "noise", "simulator", "backend", "cloud", "tracking")
+PRESETS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+GROUP_OPTIONS = sorted((g, p.stem) for g in GROUPS for p in (CONF_DIR / g).glob("*.yaml"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _registered() -> None:
+    register_configs()
+
+
+@pytest.fixture(autouse=True)
+def _no_hydra_config_leak() -> Iterator[None]:
+    yield
+    HydraConfig.instance().cfg = None  # compose_cfg(hydra_config=True) installs one
+
+
+def compose_cfg(overrides: Sequence[str] = (), hydra_config: bool = False) -> DictConfig:
+    """The composed config; with ``hydra_config`` the ``hydra`` node is kept and installed
+    as the current HydraConfig so that ``${hydra:...}`` interpolations resolve."""
+    with initialize_config_dir(config_dir=str(CONF_DIR)):
+        cfg = compose(
+            config_name="config", overrides=list(overrides), return_hydra_config=hydra_config
+        )
+    if hydra_config:
+        HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def _messages(exc: BaseException) -> str:
+    """The message of an exception and of everything it was raised from."""
+    parts = []
+    seen: BaseException | None = exc
+    while seen is not None:
+        parts.append(str(seen))
+        seen = seen.__cause__ or seen.__context__
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------- everything composes
+def test_the_tree_has_presets_and_options() -> None:
+    assert "quickstart" in PRESETS
+    for group in GROUPS:
+        assert any(g == group for g, _ in GROUP_OPTIONS), f"conf/{group}/ has no option"
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_composes_and_validates(preset: str) -> None:
+    cfg = compose_cfg([f"+experiment={preset}"], hydra_config=True)
+    validate(cfg)
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_every_preset_is_a_global_package(preset: str) -> None:
+    first = (CONF_DIR / "experiment" / f"{preset}.yaml").read_text().splitlines()[0]
+    assert first.strip() == "# @package _global_"
+
+
+@pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS)
+def test_every_group_option_composes_and_validates(group: str, option: str) -> None:
+    cfg = compose_cfg([f"{group}={option}"], hydra_config=True)
+    assert cfg[group].name == option
+    validate(cfg)
+
+
+def test_qasm_option_resolves_the_shipped_file() -> None:
+    cfg = compose_cfg(["circuit=qasm"])
+    path = Path(cfg.circuit.path)
+    assert path.is_absolute() and path.is_file()
+    assert path.name == "example.qasm"
+
+
+# ---------------------------------------------------------------- composition errors
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [("circuit.dpeth=3", "dpeth"), ("circuit.n_qubits=abc", "n_qubits")],
+    ids=["typo-key", "wrong-type"],
+)
+def test_typo_and_wrong_type_fail_at_composition(override: str, key: str) -> None:
+    with pytest.raises(ConfigCompositionException) as info:
+        compose_cfg([override])
+    text = _messages(info.value)
+    assert key in text
+    assert "circuit" in text
+
+
+# ---------------------------------------------------------------- semantic errors
+@pytest.mark.parametrize(
+    ("overrides", "needles"),
+    [
+        (["circuit.n_qubits=0"], ["circuit.n_qubits", "0", "[1, 30]"]),
+        (["noise.level=1.5"], ["noise.level", "1.5", "[0, 1]"]),
+        (["simulator.rank_threshold=-1"], ["simulator.rank_threshold", "-1", "[0, 1)"]),
+        (["simulator.max_rank=0"], ["simulator.max_rank", "0", ">= 1"]),
+        (["run.shots=-1"], ["run.shots", "-1", ">= 0"]),
+        (["circuit.n_qubits=4", "run.observables=[ZZ]"], ["run.observables", "ZZ", "4"]),
+        (
+            ["circuit.n_qubits=17", "run.save_probabilities=true"],
+            ["run.save_probabilities", "17", "16"],
+        ),
+        (
+            ["noise=thermal", "noise.t1=50e-6", "noise.t2=150e-6"],
+            ["noise.t2", "0.00015", "noise.t1", "2"],
+        ),
+    ],
+    ids=[
+        "n_qubits-0",
+        "noise-level",
+        "rank_threshold",
+        "max_rank",
+        "shots",
+        "observable-length",
+        "save_probabilities-17",
+        "thermal-t2",
+    ],
+)
+def test_validate_names_key_value_and_range(overrides: list[str], needles: list[str]) -> None:
+    cfg = compose_cfg(overrides)
+    with pytest.raises(ValueError) as info:
+        validate(cfg)
+    message = str(info.value)
+    for needle in needles:
+        assert needle in message, f"{needle!r} not in {message!r}"
+
+
+def test_missing_qasm_file_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "nonexistent.qasm"
+    cfg = compose_cfg(["circuit=qasm", f"circuit.path={missing}"])
+    with pytest.raises(FileNotFoundError, match=re.escape(str(missing))):
+        validate(cfg)
+
+
+def test_default_config_validates() -> None:
+    validate(compose_cfg())
+
+
+# ---------------------------------------------------------------- config.yaml
+def _defaults_block(text: str) -> list[str]:
+    lines = text.splitlines()
+    start = lines.index("defaults:") + 1
+    block = []
+    for line in lines[start:]:
+        if not line.startswith((" ", "-")):
+            break
+        if line.strip():
+            block.append(line)
+    return block
+
+
+def test_config_yaml_lists_groups_in_order_then_self() -> None:
+    defaults = yaml.safe_load((CONF_DIR / "config.yaml").read_text())["defaults"]
+    groups = [next(iter(entry)) for entry in defaults if isinstance(entry, dict)]
+    assert groups == list(GROUPS)
+    assert defaults[-1] == "_self_"
+    last_group = max(i for i, entry in enumerate(defaults) if isinstance(entry, dict))
+    assert defaults.index("_self_") > last_group
+
+
+def test_config_yaml_comments_every_group_line() -> None:
+    block = _defaults_block((CONF_DIR / "config.yaml").read_text())
+    group_lines = [line for line in block if re.match(r"\s*-\s*\w+\s*:", line)]
+    assert len(group_lines) == len(GROUPS)
+    for line in group_lines:
+        assert re.search(r"#\s*\S", line), f"no comment on {line.strip()!r}"
+
+
+def test_config_yaml_defaults_match_existing_options() -> None:
+    defaults = yaml.safe_load((CONF_DIR / "config.yaml").read_text())["defaults"]
+    for entry in defaults:
+        if isinstance(entry, dict):
+            ((group, option),) = entry.items()
+            assert (CONF_DIR / group / f"{option}.yaml").is_file(), f"{group}={option}"
+
+
+# ---------------------------------------------------------------- config_hash
+def test_config_hash_equal_for_identical_configs() -> None:
+    assert config_hash(compose_cfg()) == config_hash(compose_cfg())
+    overrides = ["+experiment=quickstart", "circuit.n_qubits=5"]
+    assert config_hash(compose_cfg(overrides)) == config_hash(compose_cfg(overrides))
+
+
+def test_config_hash_changes_with_circuit_seed() -> None:
+    assert config_hash(compose_cfg(["circuit.seed=0"])) != config_hash(
+        compose_cfg(["circuit.seed=1"])
+    )
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["session.name=elsewhere"],
+        ["session.description=another"],
+        ["+tags.owner=alice"],
+        ["tracking=none"],
+        ["tracking.tracking_uri=sqlite:////tmp/other.db"],
+    ],
+    ids=["session-name", "session-description", "tags", "tracking-none", "tracking-uri"],
+)
+def test_config_hash_ignores_session_tags_and_tracking(overrides: list[str]) -> None:
+    assert config_hash(compose_cfg(overrides)) == config_hash(compose_cfg())
