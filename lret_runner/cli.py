@@ -140,6 +140,10 @@ def _when(iso: str | None) -> str | None:
         return iso
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _short(run_id: str) -> str:
     return run_id[:8]
 
@@ -506,7 +510,7 @@ def cmd_runs_list(ctx: _Context, args: argparse.Namespace) -> int:
         if not rows:
             ctx.text(console, "no runs match")
             return
-        console.print(_runs_table(rows, title=f"{len(rows)} runs, newest first"))
+        console.print(_runs_table(rows, title=f"{_plural(len(rows), 'run')}, newest first"))
 
     return ctx.emit(rows, show)
 
@@ -520,9 +524,16 @@ def _counts_artifact(client: MlflowClient, run_id: str) -> dict[str, int] | None
         return None
     if "counts.json" not in names:
         return None
-    with tempfile.TemporaryDirectory(prefix="lret-counts-") as tmp:
-        path = client.download_artifacts(run_id, "counts.json", dst_path=tmp)
-        return {str(k): int(v) for k, v in json.loads(Path(path).read_text()).items()}
+    bar = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"  # no progress bar on stderr for one small file
+    previous = os.environ.get(bar)
+    os.environ.setdefault(bar, "false")
+    try:
+        with tempfile.TemporaryDirectory(prefix="lret-counts-") as tmp:
+            path = client.download_artifacts(run_id, "counts.json", dst_path=tmp)
+            return {str(k): int(v) for k, v in json.loads(Path(path).read_text()).items()}
+    finally:
+        if previous is None:
+            os.environ.pop(bar, None)
 
 
 def cmd_runs_show(ctx: _Context, args: argparse.Namespace) -> int:
@@ -553,7 +564,8 @@ def cmd_runs_show(ctx: _Context, args: argparse.Namespace) -> int:
     }
 
     def show(console: Console) -> None:
-        tags = {k: v for k, v in data.tags.items() if not k.startswith("mlflow.")}
+        error = data.tags.get("error")
+        tags = {k: v for k, v in data.tags.items() if not k.startswith("mlflow.") and k != "error"}
         console.print(
             _kv_table(
                 [
@@ -566,7 +578,7 @@ def cmd_runs_show(ctx: _Context, args: argparse.Namespace) -> int:
                     ("lineage parent", record["lineage_parent"]),
                     (
                         "error",
-                        tags.get("error") if tags.get("error") not in (None, "None") else None,
+                        None if error in (None, "None") else error,
                     ),
                     ("tags", ", ".join(f"{k}={v}" for k, v in sorted(tags.items()))),
                 ],
@@ -692,7 +704,9 @@ def cmd_lineage(ctx: _Context, args: argparse.Namespace) -> int:
         from rich.table import Table
         from rich.text import Text
 
-        table = Table(title=f"lineage of {run.info.run_id}: {len(steps)} runs, root first")
+        table = Table(
+            title=f"lineage of {run.info.run_id}: {_plural(len(steps), 'run')}, root first"
+        )
         for col in ("#", "run id", "session", "status", "started", "changes vs previous"):
             table.add_column(col, no_wrap=col != "changes vs previous")
         for i, step in enumerate(steps):

@@ -35,7 +35,7 @@ class RunResult:
     status: str  # FINISHED, FAILED or KILLED
     backend_used: str
     n_qubits: int
-    depth: int
+    depth: int | None  # moments of the noiseless circuit, terminal measurement excluded
     run_id: str | None = None
     simulation_time_seconds: float | None = None
     final_rank: int | None = None
@@ -167,7 +167,7 @@ def run_experiment(cfg: Any, progress: ProgressCallback | None = None) -> tuple[
             simulator=cfg.simulator.name,
             simulator_params=simulator_params(cfg),
             qubits=sorted(circuit.all_qubits()),
-            depth=len(circuit),
+            depth=len(circuit) - int(circuit.are_any_measurements_terminal()),
             shots=cfg.run.shots,
             seed=cfg.run.seed,
             compare_to_exact=cfg.run.compare_to_exact,

@@ -76,21 +76,23 @@ class _Progress:
 
 
 @contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM stops a run like Ctrl-C does (recorded as KILLED)."""
+def _signals_interrupt():
+    """SIGINT and SIGTERM stop a run (recorded as KILLED), also when the process was started
+    in the background, where SIGINT is otherwise ignored."""
 
     def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
+        raise KeyboardInterrupt("Ctrl-C" if signum == signal.SIGINT else "SIGTERM")
 
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main thread
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def execute(
@@ -121,6 +123,8 @@ def execute(
     started = now_iso()
     container = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(container, dict)
+    config_file = output_dir / "config.yaml"
+    config_file.write_text(OmegaConf.to_yaml(container))
     run_id = tracker.start_run(
         cfg.session.name,
         cfg.session.description,
@@ -129,20 +133,18 @@ def execute(
             cfg, {PARENT_RUN: batch, LINEAGE_PARENT: cfg.lineage.parent, "job_num": job_num}
         ),
     )
-    tracker.log_params(run_id, flatten(container))
-    config_file = output_dir / "config.yaml"
-    config_file.write_text(OmegaConf.to_yaml(container))
 
     progress = _Progress(enabled=not quiet, timeout=cfg.run.timeout_seconds)
     result: RunResult | None = None
     status, error = "FINISHED", None
     try:
-        if invalid is not None:
-            raise invalid
-        with _sigterm_as_interrupt():
+        with _signals_interrupt():
+            tracker.log_params(run_id, flatten(container))
+            if invalid is not None:
+                raise invalid
             result, _ = run_experiment(cfg, progress=progress)
     except KeyboardInterrupt as exc:
-        status, error = "KILLED", f"interrupted ({exc or 'Ctrl-C'})"
+        status, error = "KILLED", f"interrupted ({str(exc) or 'Ctrl-C'})"
     except Exception as exc:  # recorded, then re-raised as RunFailed
         status, error = "FAILED", f"{type(exc).__name__}: {exc}"
         if verbose:
@@ -154,7 +156,7 @@ def execute(
             status=status,
             backend_used=cfg.simulator.name,
             n_qubits=cfg.circuit.n_qubits,
-            depth=cfg.circuit.depth,
+            depth=None,  # the circuit may not have been built
             error=error,
         )
     result.run_id, result.started_at, result.completed_at = run_id, started, now_iso()

@@ -25,7 +25,12 @@ def _cli_env(cwd: Path, env: Mapping[str, str | None] | None = None) -> dict[str
     """The environment of a CLI subprocess: one BLAS thread, a temporary SQLite store
     under ``cwd`` unless ``env`` says otherwise (a ``None`` value unsets a variable)."""
     full = dict(os.environ)
-    for var in ("HYDRA_FULL_ERROR", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID"):
+    for var in (
+        "HYDRA_FULL_ERROR",
+        "MLFLOW_EXPERIMENT_NAME",
+        "MLFLOW_EXPERIMENT_ID",
+        "MLFLOW_RUN_ID",
+    ):
         full.pop(var, None)  # the user's shell must not change what the tests see
     full["OPENBLAS_NUM_THREADS"] = "1"
     full["MLFLOW_TRACKING_URI"] = sqlite_uri(cwd)
