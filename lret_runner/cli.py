@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 PROG = "lret-runner"
-BATCH_TAG = "lret.batch"  # the parent run of a sweep carries lret.batch=true
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED", "RUNNING")
 # (metric, higher is better) for `compare`
 COMPARE_METRICS: tuple[tuple[str, bool], ...] = (
@@ -108,7 +108,7 @@ class _Context:
     def emit(self, data: Any, show: Callable[[Console], None]) -> int:
         """``data`` as JSON with ``--json``, else ``show(console)``."""
         if self.as_json:
-            print(json.dumps(data, indent=2, default=str))
+            print(json.dumps(_jsonable(data), indent=2, default=str, allow_nan=False))
         else:
             show(self.console)
         return 0
@@ -118,6 +118,17 @@ class _Context:
 
 
 # ------------------------------------------------------------------------------ helpers
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with NaN/inf floats as null (strict JSON)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 def _iso(ms: int | None) -> str | None:
@@ -287,7 +298,7 @@ def _run_row(run: Run, names: Mapping[str, str]) -> dict[str, Any]:
         "fidelity": metrics.get("fidelity"),
         "final_rank": metrics.get("final_rank"),
         "started": _iso(info.start_time),
-        "batch": data.tags.get(BATCH_TAG) == "true",
+        "batch": data.tags.get(tracking.BATCH_TAG) == "true",
     }
 
 
@@ -430,7 +441,7 @@ def cmd_sessions_show(ctx: _Context, args: argparse.Namespace) -> int:
     info = tracker.session(args.name)
     client = tracker.client
     all_runs = _search_runs(client, [info["id"]])
-    batches = [r for r in all_runs if r.data.tags.get(BATCH_TAG) == "true"]
+    batches = [r for r in all_runs if r.data.tags.get(tracking.BATCH_TAG) == "true"]
     names = {info["id"]: info["name"]}
     latest = [_run_row(r, names) for r in all_runs[: args.limit]]
     statuses: dict[str, int] = {}

@@ -26,7 +26,6 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 BATCH_ENV = "LRET_BATCH_RUN_ID"
-BATCH_TAG = "lret.batch"
 SKIPPED_TAG = "lret.skipped."  # + job number: the FINISHED run a resumed job was skipped for
 SUMMARY_METRICS = (
     "simulation_time_seconds",
@@ -155,7 +154,7 @@ class BatchCallback(Callback):
         self.total = 0
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from lret_runner.tracking import make_tracker, run_tags, write_json
+        from lret_runner.tracking import BATCH_TAG, make_tracker, run_tags, write_json
 
         if config.tracking.name == "none":
             return

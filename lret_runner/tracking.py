@@ -39,6 +39,7 @@ SESSION_ACCESS = "lret.session.last_access"  # ISO time of the last run or resum
 SESSION_DESCRIPTION = "description"
 LINEAGE_PARENT = "lret.lineage.parent"  # the run this run was derived from (lineage.parent)
 PARENT_RUN = "mlflow.parentRunId"  # the batch (sweep) a job belongs to
+BATCH_TAG = "lret.batch"  # "true" on the parent run of a sweep
 
 
 class SessionError(ValueError):
