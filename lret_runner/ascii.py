@@ -31,8 +31,8 @@ BLOCKS = ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")  # 0/8 .. 7/8 of 
 SPARKS = "▁▂▃▄▅▆▇█"
 
 
-def _number(value: Any) -> float | None:
-    """``value`` as a finite float, or None."""
+def number(value: Any) -> float | None:
+    """``value`` as a finite float, or None (shared with plots.py)."""
     if value is None or isinstance(value, bool):
         return None
     try:
@@ -86,7 +86,7 @@ def sparkline(values: Sequence[float | None], width: int | None = None) -> str:
     With ``width`` and more values than that, the series is cut into ``width`` buckets of
     near-equal size and each bucket shows its maximum. None/NaN values show as a space.
     """
-    vals = [_number(v) for v in values]
+    vals = [number(v) for v in values]
     if not vals:
         return ""
     if width is not None and width > 0 and len(vals) > width:
@@ -109,10 +109,10 @@ def sparkline(values: Sequence[float | None], width: int | None = None) -> str:
     return "".join(out)
 
 
-def _fmt(value: Any, kind: str) -> str:
+def fmt(value: Any, kind: str = "g") -> str:
     if value is None:
         return "n/a"
-    num = _number(value)
+    num = number(value)
     if num is None:
         return str(value)
     if kind == "time":
@@ -152,7 +152,7 @@ def metrics_table(result: Mapping[str, Any]) -> Table:
     if result.get("run_id"):
         table.add_row("run id", str(result["run_id"]))
     for label, key, kind in _METRICS:
-        table.add_row(label, _fmt(result.get(key), kind))
+        table.add_row(label, fmt(result.get(key), kind))
     history = result.get("rank_history")
     if history:
         table.add_row("rank history", sparkline(history, width=30))
@@ -173,7 +173,7 @@ def _cell(value: Any) -> str:
 
 def _numeric_column(rows: Sequence[Mapping[str, Any]], column: str) -> bool:
     present = [r.get(column) for r in rows if r.get(column) is not None]
-    return bool(present) and all(_number(v) is not None for v in present)
+    return bool(present) and all(number(v) is not None for v in present)
 
 
 def rows_table(

@@ -159,17 +159,6 @@ def _short(run_id: str) -> str:
     return run_id[:8]
 
 
-def _param_number(value: str | None) -> int | float | str | None:
-    if value is None or value == "None":
-        return None
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            continue
-    return value
-
-
 def _escape(value: Any) -> Any:
     """Free text for rich cells (``[x]`` is not markup)."""
     if isinstance(value, str):
@@ -292,7 +281,7 @@ def _run_row(run: Run, names: Mapping[str, str]) -> dict[str, Any]:
         "session": names.get(str(info.experiment_id), str(info.experiment_id)),
         "status": info.status,
         "circuit": data.tags.get("circuit") or data.params.get("circuit.name"),
-        "n_qubits": _param_number(data.params.get("circuit.n_qubits")),
+        "n_qubits": tracking.param_value(data.params.get("circuit.n_qubits")),
         "backend_used": data.tags.get("backend_used"),
         "simulation_time_seconds": metrics.get("simulation_time_seconds"),
         "fidelity": metrics.get("fidelity"),
@@ -610,8 +599,8 @@ def cmd_runs_show(ctx: _Context, args: argparse.Namespace) -> int:
             "run_id": run_id,
             "status": info.status,
             "backend_used": data.tags.get("backend_used"),
-            "n_qubits": _param_number(data.params.get("circuit.n_qubits")),
-            "depth": _param_number(data.params.get("circuit.depth")),
+            "n_qubits": tracking.param_value(data.params.get("circuit.n_qubits")),
+            "depth": tracking.param_value(data.params.get("circuit.depth")),
             **data.metrics,
         }
         console.print(ascii.metrics_table(result))

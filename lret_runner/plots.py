@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lret_runner.ascii import fmt, number
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -100,24 +102,13 @@ def _label(key: str) -> str:
     return _METRIC_LABELS.get(key, key)
 
 
-def _number(value: Any) -> float | None:
-    """``value`` as a finite float, or None (None, NaN, inf, bools and non-numbers)."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        return None
-    return out if math.isfinite(out) else None
-
-
 def _finished(row: Mapping[str, Any]) -> bool:
     return "status" not in row or row.get("status") == FINISHED
 
 
 def _sort_key(value: Any) -> tuple[int, float, str]:
     """Numbers first in numeric order, then everything else by its text."""
-    num = _number(value)
+    num = number(value)
     if num is not None:
         return (0, num, "")
     return (1, 0.0, str(value))
@@ -135,7 +126,7 @@ def _collect(
     for row in rows:
         if not _finished(row):
             continue
-        value = _number(row.get(metric))
+        value = number(row.get(metric))
         xv = row.get(x)
         if value is None or xv is None:
             continue
@@ -162,25 +153,6 @@ def _no_data(ax: Axes, message: str) -> None:
     ax.text(0.5, 0.5, message, ha="center", va="center", transform=ax.transAxes, color="0.4")
     ax.set_xticks([])
     ax.set_yticks([])
-
-
-def _fmt(value: Any, kind: str = "g") -> str:
-    if value is None:
-        return "n/a"
-    num = _number(value)
-    if num is None:
-        return str(value)
-    if kind == "time":
-        return f"{num:.1f} s" if num >= 100 else f"{num:.3g} s"
-    if kind == "mb":
-        return f"{num:.1f} MB"
-    if kind == "sci":
-        return f"{num:.2e}"
-    if kind == "6f":
-        return f"{num:.6f}"
-    if kind == "int":
-        return f"{int(num)}"
-    return f"{num:.4g}"
 
 
 # ------------------------------------------------------------------------ histograms
@@ -266,14 +238,14 @@ def _config_lines(config: Mapping[str, Any] | None) -> list[str]:
 
 def _metric_lines(result: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [
-        ("simulation time", _fmt(result.get("simulation_time_seconds"), "time")),
-        ("final rank", _fmt(result.get("final_rank"), "int")),
-        ("max rank", _fmt(result.get("max_rank"), "int")),
-        ("memory", _fmt(result.get("memory_used_mb"), "mb")),
-        ("truncation error", _fmt(result.get("truncation_error"), "sci")),
-        ("fidelity", _fmt(result.get("fidelity"), "6f")),
-        ("trace distance", _fmt(result.get("trace_distance"), "sci")),
-        ("purity", _fmt(result.get("purity"), "6f")),
+        ("simulation time", fmt(result.get("simulation_time_seconds"), "time")),
+        ("final rank", fmt(result.get("final_rank"), "int")),
+        ("max rank", fmt(result.get("max_rank"), "int")),
+        ("memory", fmt(result.get("memory_used_mb"), "mb")),
+        ("truncation error", fmt(result.get("truncation_error"), "sci")),
+        ("fidelity", fmt(result.get("fidelity"), "6f")),
+        ("trace distance", fmt(result.get("trace_distance"), "sci")),
+        ("purity", fmt(result.get("purity"), "6f")),
     ]
 
 
@@ -306,7 +278,7 @@ def _suptitle(result: Mapping[str, Any], config: Mapping[str, Any] | None) -> st
         level = noise.get("level")
         parts.append(
             f"noise: {noise['name']}"
-            + (f" (level {level:g})" if _number(level) is not None else "")
+            + (f" (level {level:g})" if number(level) is not None else "")
         )
     else:
         parts.append("noise: none")
@@ -325,7 +297,7 @@ def summary_figure(result: Mapping[str, Any], config: Mapping[str, Any] | None =
     ax_hist = fig.add_subplot(grid[0, 0])
     ax_metrics = fig.add_subplot(grid[0, 1])
     ax_config = fig.add_subplot(grid[1, 0])
-    history = [h for h in (result.get("rank_history") or []) if _number(h) is not None]
+    history = [h for h in (result.get("rank_history") or []) if number(h) is not None]
     if history:
         sub = grid[1, 1].subgridspec(2, 1, height_ratios=[1, 1.15])
         ax_info = fig.add_subplot(sub[0])
@@ -497,7 +469,7 @@ def noise_impact_figure(
     symlog (linear below the smallest positive level) when they include 0.
     """
     data = _collect(rows, metric, x, group)
-    data = {g: {k: v for k, v in d.items() if _number(k) is not None} for g, d in data.items()}
+    data = {g: {k: v for k, v in d.items() if number(k) is not None} for g, d in data.items()}
     data = {g: d for g, d in data.items() if d}
     if not data:
         raise ValueError(f"noise_impact_figure: no finished rows with numeric {x!r} and {metric!r}")
@@ -529,7 +501,7 @@ def fidelity_over_runs_figure(rows: Sequence[Mapping[str, Any]], target: float =
         if not _finished(row):
             idx_failed.append(i)
             continue
-        f = _number(row.get("fidelity"))
+        f = number(row.get("fidelity"))
         if f is not None:
             idx_ok.append(i)
             fid_ok.append(f)
@@ -588,7 +560,7 @@ def comparison_figure(
         raise ValueError("comparison_figure: no runs to compare")
     if not metrics:
         raise ValueError("comparison_figure: no metrics given")
-    table = [[_number(r.get(m)) if _finished(r) else None for r in runs] for m in metrics]
+    table = [[number(r.get(m)) if _finished(r) else None for r in runs] for m in metrics]
     if all(v is None for col in table for v in col):
         raise ValueError(f"comparison_figure: no finished run has any of {list(metrics)}")
     labels = [_short_id(r, i) for i, r in enumerate(runs)]
@@ -606,7 +578,7 @@ def comparison_figure(
         bars = ax.bar(pos, heights, color=[f"C{i % 10}" for i in pos])
         ax.bar_label(
             bars,
-            labels=[_fmt(h, "sci" if metric == "truncation_error" else "g") for h in heights],
+            labels=[fmt(h, "sci" if metric == "truncation_error" else "g") for h in heights],
             fontsize=7,
             padding=2,
         )
@@ -649,7 +621,7 @@ def sweep_figures(rows: Sequence[Mapping[str, Any]]) -> dict[str, Figure]:
     A chosen figure with nothing to plot (e.g. every run failed) is left out.
     """
     rows = list(rows)
-    has_fidelity = any(_number(r.get("fidelity")) is not None for r in rows)
+    has_fidelity = any(number(r.get("fidelity")) is not None for r in rows)
     makers: dict[str, Any] = {}
     if len(_distinct(rows, "circuit.n_qubits")) > 1:
         makers["scaling"] = lambda: scaling_figure(rows)

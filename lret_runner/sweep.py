@@ -25,6 +25,8 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from lret_runner.tracking import param_value
+
 BATCH_ENV = "LRET_BATCH_RUN_ID"
 SKIPPED_TAG = "lret.skipped."  # + job number: the FINISHED run a resumed job was skipped for
 SUMMARY_METRICS = (
@@ -103,22 +105,13 @@ def rows_from_runs(runs: list[Any]) -> list[dict[str, Any]]:
     rows = []
     for run in runs:
         row: dict[str, Any] = {"run_id": run.info.run_id, "status": run.info.status}
-        row.update({k: _number(v) for k, v in run.data.params.items()})
+        row.update({k: param_value(v) for k, v in run.data.params.items()})
         row.update(run.data.metrics)
         row["error"] = run.data.tags.get("error")
         row["job_num"] = int(run.data.tags.get("job_num", 0))
         rows.append(row)
     rows.sort(key=lambda r: r["job_num"])
     return rows
-
-
-def _number(value: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return value
 
 
 def varying_columns(rows: list[dict[str, Any]]) -> list[str]:

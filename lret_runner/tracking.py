@@ -66,6 +66,18 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def param_value(value: str | None) -> int | float | str | None:
+    """An MLflow param (always a string) back as the number it was, where it was one."""
+    if value is None or value == "None":
+        return None
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            continue
+    return value
+
+
 def git_commit() -> str | None:
     try:
         out = subprocess.run(

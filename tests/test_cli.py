@@ -419,7 +419,7 @@ def test_sessions_show(store: Store, capsys: pytest.CaptureFixture[str]) -> None
 
     # a sweep: a parent run tagged lret.batch=true and its jobs
     client = store.client()
-    parent = _synthetic_run(client, "sweeps", {}, {cli.BATCH_TAG: "true"})
+    parent = _synthetic_run(client, "sweeps", {}, {tracking.BATCH_TAG: "true"})
     for depth in ("4", "6"):
         _synthetic_run(client, "sweeps", {"circuit.depth": depth}, {tracking.PARENT_RUN: parent})
     shown = call_json(store, capsys, "sessions", "show", "sweeps")
