@@ -100,7 +100,7 @@ def simulate(
         backend_used=simulator,
         backend_reason=reason,
         n_qubits=n,
-        depth=depth if depth is not None else len(circuit),
+        depth=depth,
         simulation_time_seconds=out.simulation_time_seconds,
         final_rank=out.final_rank,
         max_rank=out.max_rank,
@@ -123,7 +123,7 @@ def _params_for(engine: str, params: dict[str, Any]) -> dict[str, Any]:
         "lret": {"rank_threshold", "max_rank", "truncation", "rank_bound", "dtype"},
         "fdm": {"dtype"},
         "cirq": {"dtype", "seed"},
-    }[engine]
+    }.get(engine, set())  # an unknown engine is reported by make_engine
     return {k: v for k, v in params.items() if k in allowed}
 
 
@@ -149,8 +149,9 @@ def _compare(
     except MemoryRefusal as exc:
         result.exact_reference = f"skipped: {exc}"
         return
-    result.fidelity = metrics.fidelity(out.state, exact.state)
-    result.trace_distance = metrics.trace_distance(out.state, exact.state)
+    reference = metrics.to_low_rank(exact.state)  # one eigendecomposition serves both metrics
+    result.fidelity = metrics.fidelity(out.state, reference)
+    result.trace_distance = metrics.trace_distance(metrics.to_low_rank(out.state), reference)
     result.exact_reference = f"fdm ({exact.simulation_time_seconds:.3g} s)"
 
 

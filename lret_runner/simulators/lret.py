@@ -36,9 +36,10 @@ if TYPE_CHECKING:
 
 SCHEDULES = ("channel", "moment", "rank")
 
-# Eigenvalues below this fraction of the largest are numerical zeros: the exact state
-# has no weight there, so dropping them keeps rank_threshold = 0 exact.
-_NULL_EIGENVALUE = 1e-14
+# Eigenvalues below this many machine epsilons (of the dtype) times the largest are
+# numerical zeros: the exact state has no weight there, so dropping them keeps
+# rank_threshold = 0 exact (~1e-14 relative in complex128, ~2e-6 in complex64).
+_NULL_EPS = 64
 
 
 class LretSimulator(Engine):
@@ -128,9 +129,9 @@ class LretSimulator(Engine):
             rank_history=history,
         )
 
-    def _select(self, gram: np.ndarray) -> tuple[np.ndarray, float]:
-        """Eigen-directions of a Gram matrix to keep, scaled so the kept state has trace 1,
-        and the relative weight discarded."""
+    def _select(self, gram: np.ndarray, dim: int) -> tuple[np.ndarray, float]:
+        """Eigen-directions of a Gram matrix to keep (at most ``dim``, the space's dimension),
+        scaled so the kept state has trace 1, and the relative weight discarded."""
         # ascending; LAPACK's MRRR driver is 1.2-2.5x faster than numpy's divide and conquer here
         w, v = scipy.linalg.eigh(gram, driver="evr")
         w = np.clip(w, 0.0, None)
@@ -138,7 +139,8 @@ class LretSimulator(Engine):
         # drop the smallest eigenvalues whose cumulative weight stays within the threshold,
         # and numerical zeros in any case
         n_drop = int(np.searchsorted(np.cumsum(w) / total, self.rank_threshold, side="right"))
-        n_drop = max(n_drop, int((w <= _NULL_EIGENVALUE * w[-1]).sum()))
+        null = _NULL_EPS * np.finfo(w.dtype).eps * w[-1]
+        n_drop = max(n_drop, int((w <= null).sum()), len(w) - dim)
         keep = max(len(w) - n_drop, 1)
         if self.max_rank is not None:
             keep = min(keep, self.max_rank)
@@ -148,7 +150,7 @@ class LretSimulator(Engine):
     def _truncate(self, factor: np.ndarray) -> tuple[np.ndarray, float]:
         """Truncate L itself: L <- L V_kept from the eigendecomposition of L^dagger L."""
         mat = factor.reshape(-1, factor.shape[-1])
-        v, discarded = self._select(mat.conj().T @ mat)
+        v, discarded = self._select(mat.conj().T @ mat, mat.shape[0])
         return (mat @ v).reshape(factor.shape[:-1] + (v.shape[1],)), discarded
 
     def _channel_truncated(
@@ -174,7 +176,7 @@ class LretSimulator(Engine):
         ks = np.stack(kraus)  # (k, out, in)
         q = np.einsum("ioa,job->iajb", ks.conj(), ks)
         gram = np.einsum("iajb,axby->ixjy", q, local).reshape(k * r, k * r)
-        v, discarded = self._select(gram)
+        v, discarded = self._select(gram, x.shape[0] * d)
         keep = v.shape[1]
         w = np.einsum("ioa,ixc->axoc", ks, v.reshape(k, r, keep)).reshape(d * r, d * keep)
         new = (x @ w).reshape(moved.shape[:-1] + (keep,))  # columns (out, c): a free reshape

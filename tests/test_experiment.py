@@ -1,0 +1,321 @@
+"""experiment.simulate: engine choice, the exact comparison, observables, probabilities, counts."""
+
+from __future__ import annotations
+
+import json
+
+import cirq
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from lret_runner import metrics
+from lret_runner.circuits import ghz, random_circuit
+from lret_runner.experiment import PROBABILITIES_MAX_QUBITS, RunResult, simulate
+from lret_runner.noise import NoiseError, add_noise, build_noise_model
+from lret_runner.simulators import AUTO_FDM_MAX_QUBITS, MemoryRefusal
+from lret_runner.simulators import base as sim_base
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """One BLAS thread (see tests/test_simulators.py); results do not depend on it."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+# lret's default rank_threshold (1e-4) truncates; this makes it exact
+EXACT_LRET = {"rank_threshold": 0.0}
+
+
+def noisy(n: int, depth: int = 6, seed: int = 3, level: float = 0.02, measure: bool = True):
+    circuit = random_circuit(n_qubits=n, depth=depth, seed=seed, measure=measure)
+    return add_noise(circuit, build_noise_model("depolarizing", level=level, placement="moment"))
+
+
+def cirq_reference(circuit: cirq.Circuit) -> np.ndarray:
+    sim = cirq.DensityMatrixSimulator(dtype=np.complex128)
+    qubits = sorted(circuit.all_qubits())
+    unmeasured = cirq.drop_terminal_measurements(circuit)
+    return np.asarray(sim.simulate(unmeasured, qubit_order=qubits).final_density_matrix)
+
+
+# ------------------------------------------------------------------------ auto
+
+
+def test_auto_picks_fdm_for_small_noisy_circuits() -> None:
+    result, out = simulate(noisy(3), simulator="auto")
+    assert result.backend_used == "fdm"
+    assert "n=3" in result.backend_reason and str(AUTO_FDM_MAX_QUBITS) in result.backend_reason
+    assert isinstance(out.state, metrics.Dense)
+    assert result.truncation_error == 0.0
+    assert result.rank_history is None
+
+
+def test_auto_picks_lret_for_noiseless_circuits() -> None:
+    result, out = simulate(ghz(n_qubits=5, measure=True), simulator="auto")
+    assert result.backend_used == "lret"
+    assert "noiseless" in result.backend_reason
+    assert isinstance(out.state, metrics.LowRank)
+    assert result.final_rank == 1
+    assert abs(result.purity - 1) < 1e-12
+
+
+def test_auto_picks_lret_for_large_noisy_circuits() -> None:
+    n = AUTO_FDM_MAX_QUBITS + 1
+    circuit = ghz(n_qubits=n)
+    circuit.append(cirq.amplitude_damp(0.1).on(cirq.LineQubit(0)))
+    result, _ = simulate(circuit, simulator="auto")
+    assert result.backend_used == "lret"
+    assert f"n={n}" in result.backend_reason
+
+
+def test_auto_picks_lret_when_a_dense_state_does_not_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lret_runner.simulators as simulators
+
+    monkeypatch.setattr(simulators, "available_bytes", lambda: float(2**10))
+    monkeypatch.setattr(sim_base, "available_bytes", lambda: float(2**10))
+    result, _ = simulate(noisy(3), simulator="auto")
+    assert result.backend_used == "lret"
+    assert "does not fit" in result.backend_reason
+
+
+def test_requested_engine_reason() -> None:
+    for name in ("lret", "fdm", "cirq"):
+        result, _ = simulate(noisy(2), simulator=name)
+        assert result.backend_used == name
+        assert result.backend_reason == "requested"
+
+
+def test_auto_and_fdm_ignore_lret_only_parameters() -> None:
+    params = {"rank_threshold": 0.3, "max_rank": 1, "truncation": "moment"}
+    result, _ = simulate(noisy(3), simulator="auto", simulator_params=params)
+    assert result.backend_used == "fdm"
+    assert result.truncation_error == 0.0
+
+
+# --------------------------------------------------------------- exact reference
+
+
+def test_compare_to_exact_for_lret_threshold_zero() -> None:
+    circuit = noisy(4)
+    result, out = simulate(
+        circuit, simulator="lret", simulator_params={"rank_threshold": 0.0}, compare_to_exact=True
+    )
+    assert result.exact_reference.startswith("fdm (")
+    # RunResult.fidelity goes through metrics' dense path (accurate to ~1e-8 only)
+    assert abs(result.fidelity - 1) < 1e-7
+    assert result.trace_distance < 1e-10
+    ref = cirq_reference(circuit)
+    assert np.abs(metrics.dense(out.state) - ref).max() < 1e-10
+
+
+def test_compare_to_exact_for_truncated_lret() -> None:
+    circuit = noisy(5, level=0.02)
+    result, out = simulate(
+        circuit, simulator="lret", simulator_params={"rank_threshold": 1e-2}, compare_to_exact=True
+    )
+    ref = metrics.Dense(cirq_reference(circuit))
+    assert result.truncation_error > 0
+    assert result.fidelity < 1 - 1e-4
+    expected_f = metrics.fidelity(out.state, metrics.to_low_rank(ref))
+    assert abs(result.fidelity - expected_f) < 1e-7
+    assert abs(result.trace_distance - metrics.trace_distance(out.state, ref)) < 1e-10
+    assert result.trace_distance <= result.truncation_error + 1e-9
+    assert 1 - result.fidelity <= result.truncation_error + 1e-9
+
+
+def test_compare_to_exact_for_cirq_and_fdm() -> None:
+    circuit = noisy(3)
+    result, _ = simulate(circuit, simulator="cirq", compare_to_exact=True)
+    assert result.exact_reference.startswith("fdm (")
+    assert abs(result.fidelity - 1) < 1e-7
+    assert result.trace_distance < 1e-10
+    result, _ = simulate(circuit, simulator="fdm", compare_to_exact=True)
+    assert result.fidelity == 1.0 and result.trace_distance == 0.0
+    assert "exact reference" in result.exact_reference
+
+
+def test_no_comparison_unless_asked() -> None:
+    result, _ = simulate(noisy(3), simulator="lret")
+    assert result.fidelity is None and result.trace_distance is None
+    assert result.exact_reference == "not requested"
+
+
+def test_exact_max_qubits_below_n() -> None:
+    result, _ = simulate(noisy(3), simulator="lret", compare_to_exact=True, exact_max_qubits=2)
+    assert result.fidelity is None and result.trace_distance is None
+    assert "n_qubits=3 > run.exact_max_qubits=2" in result.exact_reference
+
+
+def test_exact_reference_refused_for_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sim_base, "available_bytes", lambda: float(2**20))
+    result, _ = simulate(ghz(n_qubits=9), simulator="lret", compare_to_exact=True)
+    assert result.status == "FINISHED"
+    assert result.fidelity is None
+    assert result.exact_reference.startswith("skipped: simulator=fdm refuses n_qubits=9")
+    with pytest.raises(MemoryRefusal, match="n_qubits=9"):
+        simulate(ghz(n_qubits=9), simulator="fdm")
+
+
+# ------------------------------------------------------------------ observables
+
+
+def test_observables_match_cirq() -> None:
+    circuit = noisy(3)
+    ref = cirq_reference(circuit)
+    q = cirq.LineQubit.range(3)
+    qubit_map = {qq: i for i, qq in enumerate(q)}
+    for name in ("lret", "fdm", "cirq"):
+        result, _ = simulate(
+            circuit, simulator=name, simulator_params=EXACT_LRET, observables=["zii", "IIZ", "XYZ"]
+        )
+        assert set(result.expectation_values) == {"ZII", "IIZ", "XYZ"}
+        for label, value in result.expectation_values.items():
+            ps = cirq.DensePauliString(label).on(*q)
+            assert abs(value - ps.expectation_from_density_matrix(ref, qubit_map).real) < 1e-10
+
+
+@pytest.mark.parametrize("bad", ["ZZ", "ZZZZ", "ZQZ"])
+def test_observables_validated_before_running(bad: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import lret_runner.experiment as experiment
+
+    def no_engine(*args, **kwargs):
+        raise AssertionError("engine built before the observables were checked")
+
+    monkeypatch.setattr(experiment, "make_engine", no_engine)
+    with pytest.raises(ValueError, match=rf"observable '{bad}' is invalid.*3 characters"):
+        simulate(noisy(3), simulator="lret", observables=[bad])
+
+
+# ---------------------------------------------------------------- probabilities
+
+
+def test_save_probabilities() -> None:
+    circuit = noisy(3)
+    result, _ = simulate(
+        circuit, simulator="lret", simulator_params=EXACT_LRET, save_probabilities=True
+    )
+    ref = np.real(np.diagonal(cirq_reference(circuit)))
+    assert len(result.probabilities) == 8
+    assert np.abs(np.array(result.probabilities) - ref).max() < 1e-10
+    result, _ = simulate(circuit, simulator="lret")
+    assert result.probabilities is None
+
+
+def test_save_probabilities_refused_above_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import lret_runner.experiment as experiment
+
+    def no_engine(*args, **kwargs):
+        raise AssertionError("engine built before save_probabilities was checked")
+
+    monkeypatch.setattr(experiment, "make_engine", no_engine)
+    n = PROBABILITIES_MAX_QUBITS + 1
+    with pytest.raises(ValueError, match=rf"save_probabilities=true is invalid for n_qubits={n}"):
+        simulate(ghz(n_qubits=n), simulator="lret", save_probabilities=True)
+
+
+# ----------------------------------------------------------------------- counts
+
+
+@pytest.mark.parametrize("name", ["lret", "fdm", "cirq"])
+def test_counts_deterministic_for_a_seed(name: str) -> None:
+    circuit = noisy(3)
+    a, _ = simulate(circuit, simulator=name, shots=2000, seed=5)
+    b, _ = simulate(circuit, simulator=name, shots=2000, seed=5)
+    c, _ = simulate(circuit, simulator=name, shots=2000, seed=6)
+    assert a.counts == b.counts
+    assert a.counts != c.counts
+    assert sum(a.counts.values()) == 2000
+    assert all(len(k) == 3 and set(k) <= {"0", "1"} for k in a.counts)
+    none, _ = simulate(circuit, simulator=name, shots=0, seed=5)
+    assert none.counts is None
+
+
+def test_counts_identical_across_engines_for_a_seed() -> None:
+    # same probabilities (to 1e-10) and same seed: same multinomial draw
+    circuit = noisy(3)
+    counts = [
+        simulate(circuit, simulator=s, simulator_params=EXACT_LRET, shots=1000, seed=1)[0].counts
+        for s in ("lret", "fdm", "cirq")
+    ]
+    assert counts[0] == counts[1] == counts[2]
+
+
+def test_counts_bitstrings_follow_qubit_order() -> None:
+    q = cirq.LineQubit.range(3)
+    circuit = cirq.Circuit(cirq.X(q[0]), cirq.measure(*q, key="m"))
+    for name in ("lret", "fdm", "cirq", "auto"):
+        result, _ = simulate(circuit, simulator=name, qubits=q, shots=100, seed=0)
+        assert result.counts == {"100": 100}
+        assert result.n_qubits == 3
+
+
+def test_counts_with_complex64() -> None:
+    q = cirq.LineQubit.range(2)
+    for theta in np.linspace(0.2, 2.9, 10):
+        circuit = cirq.Circuit(cirq.ry(float(theta)).on(q[0]), cirq.amplitude_damp(0.1).on(q[0]))
+        result, _ = simulate(
+            circuit,
+            simulator="fdm",
+            qubits=q,
+            simulator_params={"dtype": "complex64"},
+            shots=1000,
+            seed=1,
+        )
+        assert sum(result.counts.values()) == 1000
+
+
+# ------------------------------------------------------------------- the record
+
+
+def test_record_fields() -> None:
+    circuit = noisy(4)
+    result, out = simulate(
+        circuit,
+        simulator="lret",
+        simulator_params={"rank_threshold": 1e-3},
+        shots=10,
+        seed=0,
+        compare_to_exact=True,
+        observables=["ZIII"],
+        save_probabilities=True,
+    )
+    assert isinstance(result, RunResult)
+    assert result.status == "FINISHED" and result.error is None
+    assert result.n_qubits == 4
+    assert result.final_rank == out.final_rank
+    assert result.rank_history == out.rank_history and len(result.rank_history) == len(circuit)
+    assert result.max_rank >= max(result.rank_history)
+    assert result.simulation_time_seconds > 0
+    assert result.memory_used_mb > 0
+    assert abs(result.purity - metrics.purity(out.state)) < 1e-15
+    assert simulate(circuit, simulator="lret", depth=6)[0].depth == 6
+    json.dumps(result.to_dict())  # JSON-ready
+
+
+# -------------------------------------------------------------------- bad input
+
+
+def test_invalid_noise_parameters_before_simulate() -> None:
+    # simulate takes a noisy circuit; the noise is validated when the model is built
+    with pytest.raises(NoiseError, match=r"noise\.level=1\.5 is invalid: a probability"):
+        simulate(add_noise(ghz(n_qubits=2), build_noise_model("depolarizing", level=1.5)))
+
+
+@pytest.mark.parametrize(
+    "params, key",
+    [
+        ({"rank_threshold": -1}, r"simulator\.rank_threshold=-1"),
+        ({"max_rank": 0}, r"simulator\.max_rank=0"),
+        ({"truncation": "bogus"}, r"simulator\.truncation='bogus'"),
+    ],
+)
+def test_invalid_lret_parameters_through_simulate(params: dict, key: str) -> None:
+    with pytest.raises(ValueError, match=key):
+        simulate(ghz(n_qubits=2), simulator="lret", simulator_params=params)
+
+
+def test_unknown_simulator() -> None:
+    with pytest.raises(ValueError, match="simulator='gpu' is unknown"):
+        simulate(ghz(n_qubits=2), simulator="gpu")
