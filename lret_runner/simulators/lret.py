@@ -16,8 +16,9 @@ never increase it, and the triangle inequality sums the steps.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.linalg
@@ -35,6 +36,18 @@ if TYPE_CHECKING:
     import cirq
 
 SCHEDULES = ("channel", "moment", "rank")
+
+# Gram matrices up to this size are diagonalised on one BLAS thread: threads buy nothing
+# there, and when other processes share the cores (parallel sweep jobs, a busy machine)
+# OpenBLAS's spinning threads made these small eigensolves 10-80x slower (measured).
+_SINGLE_THREAD_EIGH = 1024
+
+
+@functools.cache
+def _blas() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 # Eigenvalues below this many machine epsilons (of the dtype) times the largest are
 # numerical zeros: the exact state has no weight there, so dropping them keeps
@@ -133,7 +146,8 @@ class LretSimulator(Engine):
         """Eigen-directions of a Gram matrix to keep (at most ``dim``, the space's dimension),
         scaled so the kept state has trace 1, and the relative weight discarded."""
         # ascending; LAPACK's MRRR driver is 1.2-2.5x faster than numpy's divide and conquer here
-        w, v = scipy.linalg.eigh(gram, driver="evr")
+        with _blas().limit(limits=1 if len(gram) <= _SINGLE_THREAD_EIGH else None, user_api="blas"):
+            w, v = scipy.linalg.eigh(gram, driver="evr")
         w = np.clip(w, 0.0, None)
         total = w.sum()
         # drop the smallest eigenvalues whose cumulative weight stays within the threshold,
