@@ -14,9 +14,11 @@ killed worker become KILLED, the counts are final, a cancelled sweep is tagged
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
+import signal
 import tempfile
 import uuid
 from pathlib import Path
@@ -145,6 +147,7 @@ class BatchCallback(Callback):
         self.parent_run_id: str | None = None
         self.tracker: Any = None
         self.total = 0
+        self._previous_sigterm: Any = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from lret_runner.tracking import BATCH_TAG, make_tracker, run_tags, write_json
@@ -169,12 +172,19 @@ class BatchCallback(Callback):
             path = write_json(Path(tmp) / "sweep.json", sweep_definition(config))
             self.tracker.log_artifacts(self.parent_run_id, [path])
         os.environ[BATCH_ENV] = self.parent_run_id
+        # SIGTERM anywhere in the sweep (not only inside a job) unwinds like Ctrl-C, so
+        # that on_multirun_end still closes the batch as cancelled
+        with contextlib.suppress(ValueError):  # ValueError: not the main thread
+            self._previous_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.parent_run_id is None:
             return
         parent_run_id, self.parent_run_id = self.parent_run_id, None
         os.environ.pop(BATCH_ENV, None)
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
         children = child_runs(self.tracker, parent_run_id)
         for run in children:  # a worker killed hard never ended its run
             if run.info.status == "RUNNING":
@@ -189,6 +199,10 @@ class BatchCallback(Callback):
         self.tracker.set_tags(parent_run_id, {"cancelled": str(cancelled).lower(), **counts})
         status = "KILLED" if cancelled else "FAILED" if counts["failed"] else "FINISHED"
         self.tracker.end_run(parent_run_id, status)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt("SIGTERM")
 
 
 def depth_rule(rule: str, n_qubits: int, constant: int = 10) -> int:

@@ -107,6 +107,8 @@ class _RetryingClient:
         self._client = client
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # not delegated (and no recursion while unpickling)
+            raise AttributeError(name)
         attr = getattr(self._client, name)
         if not callable(attr):
             return attr
@@ -162,6 +164,10 @@ class MlflowTracker:
             if artifact_location is None:
                 self.artifact_location = (db.parent / "artifacts").as_uri()
         self._client: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (into launcher workers) without the client; each process opens its own."""
+        return {**self.__dict__, "_client": None}
 
     @property
     def client(self) -> Any:
