@@ -121,7 +121,7 @@ def execute(
             return _skip(cfg, tracker, previous, batch, job_num)
     quiet = cfg.run.quiet or not sys.stdout.isatty()
     started = now_iso()
-    container = OmegaConf.to_container(cfg, resolve=True)
+    container = OmegaConf.to_container(cfg, resolve=invalid is None)  # an invalid one may not resolve
     assert isinstance(container, dict)
     config_file = output_dir / "config.yaml"
     config_file.write_text(OmegaConf.to_yaml(container))
@@ -130,7 +130,13 @@ def execute(
         cfg.session.description,
         run_name=f"{cfg.circuit.name}-n{cfg.circuit.n_qubits}-{cfg.simulator.name}",
         tags=run_tags(
-            cfg, {PARENT_RUN: batch, LINEAGE_PARENT: cfg.lineage.parent, "job_num": job_num}
+            cfg,
+            {
+                "config_hash": config_hash(cfg) if invalid is None else None,
+                PARENT_RUN: batch,
+                LINEAGE_PARENT: cfg.lineage.parent,
+                "job_num": job_num,
+            },
         ),
     )
 

@@ -158,7 +158,6 @@ class BatchCallback(Callback):
         batch_id = uuid.uuid4().hex[:12]
         self.total = count_jobs(config)
         tags = {**run_tags(config), BATCH_TAG: "true", "batch_id": batch_id}
-        tags.pop("config_hash")  # a batch is not one config
         self.parent_run_id = self.tracker.start_run(
             config.session.name,
             config.session.description,

@@ -356,14 +356,11 @@ def make_tracker(tracking_cfg: Any) -> MlflowTracker | NullTracker:
 
 def run_tags(cfg: Any, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Tags every run carries: session, circuit family, noise model, engine, version, git commit."""
-    from lret_runner.config import config_hash
-
     return {
         "session": cfg.session.name,
         "circuit": cfg.circuit.name,
         "noise": cfg.noise.name,
         "simulator": cfg.simulator.name,
-        "config_hash": config_hash(cfg),
         "lret_runner_version": __version__,
         "git_commit": git_commit(),
         **{str(k): v for k, v in (cfg.tags or {}).items()},
