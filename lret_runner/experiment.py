@@ -7,12 +7,14 @@ and do the tracking themselves.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from lret_runner import metrics
 from lret_runner.simulators import (
+    ENGINES,
     FdmSimulator,
     MemoryRefusal,
     choose_engine,
@@ -118,13 +120,11 @@ def simulate(
 
 
 def _params_for(engine: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The subset of simulator parameters an engine takes (dtype is common to all)."""
-    allowed = {
-        "lret": {"rank_threshold", "max_rank", "truncation", "rank_bound", "dtype"},
-        "fdm": {"dtype"},
-        "cirq": {"dtype", "seed"},
-    }.get(engine, set())  # an unknown engine is reported by make_engine
-    return {k: v for k, v in params.items() if k in allowed}
+    """The subset of simulator parameters an engine's constructor takes (dtype is common)."""
+    if engine not in ENGINES:
+        return params  # make_engine reports the unknown name
+    accepted = inspect.signature(ENGINES[engine]).parameters
+    return {k: v for k, v in params.items() if k in accepted}
 
 
 def _compare(
