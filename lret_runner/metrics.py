@@ -1,10 +1,9 @@
 """State metrics in pure numpy: probabilities, purity, fidelity, trace distance, Pauli expectations.
 
 A state is either :class:`LowRank` (rho = L L^dagger, L of shape 2^n x r) or
-:class:`Dense` (rho, 2^n x 2^n). The functions never form a dense matrix from a
-low-rank factor: fidelity is an r_a x r_b singular-value problem (a dense state is
-factored by its eigendecomposition first), trace distance between low-rank states an
-(r_a + r_b) square one. Fidelity is Uhlmann's, squared (Jozsa's convention, as
+:class:`Dense` (rho, 2^n x 2^n). Between two low-rank states nothing 2^n x 2^n is
+formed: fidelity is an r_a x r_b singular-value problem (a dense state is factored by its
+eigendecomposition first) and trace distance an (r_a + r_b) square one. Fidelity is Uhlmann's, squared (Jozsa's convention, as
 ``cirq.fidelity``): F(rho, sigma) = (tr sqrt(sqrt(rho) sigma sqrt(rho)))^2, which is
 <psi|sigma|psi> when rho = |psi><psi|.
 """
