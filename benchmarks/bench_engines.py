@@ -39,7 +39,9 @@ def fmt(x: float | None, spec: str = ".3g") -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--sizes", type=int, nargs="+", default=[8, 10, 12, 14])
     ap.add_argument("--levels", type=float, nargs="+", default=[1e-3, 1e-4])
     ap.add_argument("--depth", type=int, default=20)
@@ -61,9 +63,23 @@ def main() -> None:
             f"state peak {out.memory_used_mb:.0f} MiB, process peak RSS {rss:.2f} GiB\n"
         )
 
-    print(f"depth {args.depth}, depolarizing after every moment, lret rank_threshold={args.rank_threshold:g}\n")
-    cols = ["n", "p", "lret s", "fdm s", "cirq s", "final rank", "max rank", "trunc err",
-            "fidelity", "cirq/lret", "cirq/fdm"]
+    print(
+        f"depth {args.depth}, depolarizing after every moment, "
+        f"lret rank_threshold={args.rank_threshold:g}\n"
+    )
+    cols = [
+        "n",
+        "p",
+        "lret s",
+        "fdm s",
+        "cirq s",
+        "final rank",
+        "max rank",
+        "trunc err",
+        "fidelity",
+        "cirq/lret",
+        "cirq/fdm",
+    ]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
     for n in args.sizes:
@@ -79,8 +95,14 @@ def main() -> None:
             if n <= args.cirq_max_qubits:
                 _, t_cirq = timed(make_engine("cirq"), circuit)
             row = [
-                str(n), f"{level:g}", fmt(t_lret), fmt(t_fdm), fmt(t_cirq),
-                str(lo.final_rank), str(lo.max_rank), fmt(lo.truncation_error),
+                str(n),
+                f"{level:g}",
+                fmt(t_lret),
+                fmt(t_fdm),
+                fmt(t_cirq),
+                str(lo.final_rank),
+                str(lo.max_rank),
+                fmt(lo.truncation_error),
                 fmt(fid, ".5f"),
                 fmt(t_cirq / t_lret if t_cirq else None, ".1f"),
                 fmt(t_cirq / t_fdm if t_cirq and t_fdm else None, ".1f"),

@@ -22,8 +22,16 @@ from pathlib import Path
 def one_run(cwd: Path, tracking: str, overrides: list[str]) -> tuple[float, float]:
     """(wall seconds, simulation seconds) of one CLI run."""
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{cwd / 'mlruns' / 'mlflow.db'}"}
-    cmd = [sys.executable, "-m", "lret_runner", "+experiment=quickstart", f"tracking={tracking}",
-           "run.quiet=true", f"hydra.run.dir={cwd / 'out' / str(time.time_ns())}", *overrides]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lret_runner",
+        "+experiment=quickstart",
+        f"tracking={tracking}",
+        "run.quiet=true",
+        f"hydra.run.dir={cwd / 'out' / str(time.time_ns())}",
+        *overrides,
+    ]
     start = time.perf_counter()
     subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True)
     wall = time.perf_counter() - start
@@ -32,7 +40,9 @@ def one_run(cwd: Path, tracking: str, overrides: list[str]) -> tuple[float, floa
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = ap.parse_args()

@@ -39,10 +39,17 @@ def one_sweep(
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "MLFLOW_TRACKING_URI": uri}
     env.pop("LRET_BATCH_RUN_ID", None)
     cmd = [
-        sys.executable, "-m", "lret_runner", "-m",
-        f"circuit.n_qubits={args.qubits}", f"circuit.depth={args.depth}",
-        f"circuit.seed=range({args.jobs})", "run.quiet=true", f"session.name={session}",
-        *launcher, *args.overrides,
+        sys.executable,
+        "-m",
+        "lret_runner",
+        "-m",
+        f"circuit.n_qubits={args.qubits}",
+        f"circuit.depth={args.depth}",
+        f"circuit.seed=range({args.jobs})",
+        "run.quiet=true",
+        f"session.name={session}",
+        *launcher,
+        *args.overrides,
     ]
     start = time.perf_counter()
     out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)

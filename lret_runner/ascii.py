@@ -128,11 +128,14 @@ def fmt(value: Any, kind: str = "g") -> str:
     return f"{num:.4g}"
 
 
-_METRICS: tuple[tuple[str, str, str], ...] = (
+# (label, result key, format) rows: who ran what, then the key metrics
+RUN_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("status", "status", "str"),
     ("backend", "backend_used", "str"),
     ("qubits", "n_qubits", "int"),
     ("depth", "depth", "int"),
+)
+KEY_METRICS: tuple[tuple[str, str, str], ...] = (
     ("simulation time", "simulation_time_seconds", "time"),
     ("final rank", "final_rank", "int"),
     ("max rank", "max_rank", "int"),
@@ -144,6 +147,13 @@ _METRICS: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def metric_lines(
+    result: Mapping[str, Any], rows: Sequence[tuple[str, str, str]] = KEY_METRICS
+) -> list[tuple[str, str]]:
+    """(label, formatted value) for each row; the terminal table and the summary PNG share it."""
+    return [(label, fmt(result.get(key), kind)) for label, key, kind in rows]
+
+
 def metrics_table(result: Mapping[str, Any]) -> Table:
     """A two-column Metric/Value table of a run's key metrics (None shows as ``n/a``)."""
     table = Table()
@@ -151,8 +161,8 @@ def metrics_table(result: Mapping[str, Any]) -> Table:
     table.add_column("Value")
     if result.get("run_id"):
         table.add_row("run id", str(result["run_id"]))
-    for label, key, kind in _METRICS:
-        table.add_row(label, fmt(result.get(key), kind))
+    for label, value in metric_lines(result, RUN_FIELDS + KEY_METRICS):
+        table.add_row(label, value)
     history = result.get("rank_history")
     if history:
         table.add_row("rank history", sparkline(history, width=30))

@@ -91,9 +91,12 @@ class QasmCircuitConfig(CircuitConfig):
 # ---------------------------------------------------------------- noise/
 @dataclass
 class NoiseConfig:
-    name: str = MISSING  # model: none depolarizing amplitude_damping phase_damping bit_flip phase_flip thermal readout composite
+    # model: none depolarizing amplitude_damping phase_damping bit_flip phase_flip thermal
+    # readout composite
+    name: str = MISSING
     level: float = 0.0  # the model's strength (a probability; unused by thermal)
-    placement: str = "gate"  # gate: after every gate on its qubits; moment: after every moment on every qubit
+    # gate: after every gate on its qubits; moment: after every moment on every qubit
+    placement: str = "gate"
     t1: float = 50e-6  # thermal: T1 in seconds
     t2: float = 70e-6  # thermal: T2 in seconds (<= 2 T1)
     gate_time_1q: float = 25e-9  # thermal: one-qubit gate duration in seconds
@@ -108,7 +111,9 @@ class SimulatorConfig:
     name: str = MISSING  # engine: lret fdm cirq auto
     rank_threshold: float = 1e-4  # lret: trace weight one truncation may discard (0 = exact)
     max_rank: int | None = None  # lret: cap on the rank after a truncation (null: none)
-    truncation: str = "channel"  # lret: truncate after every channel, every moment, or at rank_bound
+    truncation: str = (
+        "channel"  # lret: truncate after every channel, every moment, or at rank_bound
+    )
     rank_bound: int = 64  # lret: rank that triggers truncation when truncation=rank
 
 
@@ -128,7 +133,9 @@ class CloudConfig:
 @dataclass
 class TrackingConfig:
     name: str = MISSING  # mlflow or none
-    tracking_uri: str | None = None  # null: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlruns/mlflow.db
+    tracking_uri: str | None = (
+        None  # null: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlruns/mlflow.db
+    )
     artifact_location: str | None = None  # null: <cwd>/mlruns/artifacts for the embedded store
     log_plots: bool = True  # histogram and summary PNGs as artifacts
 
@@ -160,7 +167,9 @@ class LineageConfig:
 @dataclass
 class SweepConfig:
     resume: bool = False  # skip jobs whose config already has a FINISHED run in the session
-    depth_rule: str = "linear"  # scaling preset: depth from n: linear (2n), quadratic (n^2), constant
+    depth_rule: str = (
+        "linear"  # scaling preset: depth from n: linear (2n), quadratic (n^2), constant
+    )
     depth_constant: int = 10  # the depth of the constant rule
 
 
@@ -225,7 +234,9 @@ def circuit_params(cfg: Any) -> dict[str, Any]:
     section = _plain(cfg.circuit)
     name = section.pop("name")
     if name not in CIRCUIT_BUILDERS:
-        raise CircuitError(f"circuit.name={name!r} is unknown: choose one of {sorted(CIRCUIT_BUILDERS)}")
+        raise CircuitError(
+            f"circuit.name={name!r} is unknown: choose one of {sorted(CIRCUIT_BUILDERS)}"
+        )
     accepted = inspect.signature(CIRCUIT_BUILDERS[name]).parameters
     return {"name": name, **{k: v for k, v in section.items() if k in accepted}}
 
@@ -251,7 +262,7 @@ def simulator_params(cfg: Any) -> dict[str, Any]:
 
 
 def validate(cfg: Any) -> None:
-    """Check everything a run needs before simulating; raise ConfigError/ValueError naming the key."""
+    """Check everything a run needs before simulating; errors name the key and the value."""
     from lret_runner.metrics import validate_pauli
     from lret_runner.simulators import ENGINES, make_engine
 
@@ -264,7 +275,9 @@ def validate(cfg: Any) -> None:
     name = cfg.simulator.name
     if name != "auto" and name not in ENGINES:
         raise ConfigError(f"simulator.name={name!r} is invalid: choose one of {(*ENGINES, 'auto')}")
-    make_engine("lret", **{k: v for k, v in simulator_params(cfg).items()})  # validates lret keys
+    make_engine(
+        "lret", **simulator_params(cfg)
+    )  # validates the lret keys (present for every engine)
     if cfg.circuit.name != "qasm":
         _check_range("circuit.n_qubits", cfg.circuit.n_qubits, 1, 30)
     circuit, _ = build_noisy_circuit(cfg)

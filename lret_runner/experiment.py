@@ -155,7 +155,9 @@ def _compare(
     result.exact_reference = f"fdm ({exact.simulation_time_seconds:.3g} s)"
 
 
-def run_experiment(cfg: Any, progress: ProgressCallback | None = None) -> tuple[RunResult, EngineOutput]:
+def run_experiment(
+    cfg: Any, progress: ProgressCallback | None = None
+) -> tuple[RunResult, EngineOutput]:
     """Build the noisy circuit a validated config describes and simulate it."""
     from threadpoolctl import threadpool_limits
 

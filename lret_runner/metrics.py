@@ -3,9 +3,10 @@
 A state is either :class:`LowRank` (rho = L L^dagger, L of shape 2^n x r) or
 :class:`Dense` (rho, 2^n x 2^n). Between two low-rank states nothing 2^n x 2^n is
 formed: fidelity is an r_a x r_b singular-value problem (a dense state is factored by its
-eigendecomposition first) and trace distance an (r_a + r_b) square one. Fidelity is Uhlmann's, squared (Jozsa's convention, as
-``cirq.fidelity``): F(rho, sigma) = (tr sqrt(sqrt(rho) sigma sqrt(rho)))^2, which is
-<psi|sigma|psi> when rho = |psi><psi|.
+eigendecomposition first) and trace distance an (r_a + r_b) square one. Fidelity is
+Uhlmann's, squared (Jozsa's convention, as ``cirq.fidelity``):
+F(rho, sigma) = (tr sqrt(sqrt(rho) sigma sqrt(rho)))^2, which is <psi|sigma|psi> when
+rho = |psi><psi|.
 """
 
 from __future__ import annotations
@@ -149,8 +150,8 @@ def validate_pauli(pauli: str, n_qubits: int) -> str:
     p = pauli.strip().upper()
     if len(p) != n_qubits or set(p) - set(PAULI):
         raise ValueError(
-            f"observable {pauli!r} is invalid: need a string of {n_qubits} characters from I, X, Y, Z "
-            "(character q acts on qubit q)"
+            f"observable {pauli!r} is invalid: need a string of {n_qubits} characters "
+            "from I, X, Y, Z (character q acts on qubit q)"
         )
     return p
 

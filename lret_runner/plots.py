@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lret_runner.ascii import fmt, number
+from lret_runner.ascii import fmt, metric_lines, number
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -236,19 +236,6 @@ def _config_lines(config: Mapping[str, Any] | None) -> list[str]:
     return [f"{k} = {v}" if k != "..." else f"... {v}" for k, v in pairs]
 
 
-def _metric_lines(result: Mapping[str, Any]) -> list[tuple[str, str]]:
-    return [
-        ("simulation time", fmt(result.get("simulation_time_seconds"), "time")),
-        ("final rank", fmt(result.get("final_rank"), "int")),
-        ("max rank", fmt(result.get("max_rank"), "int")),
-        ("memory", fmt(result.get("memory_used_mb"), "mb")),
-        ("truncation error", fmt(result.get("truncation_error"), "sci")),
-        ("fidelity", fmt(result.get("fidelity"), "6f")),
-        ("trace distance", fmt(result.get("trace_distance"), "sci")),
-        ("purity", fmt(result.get("purity"), "6f")),
-    ]
-
-
 def _text_panel(ax: Axes, title: str, lines: Sequence[str], *, fontsize: float = 9) -> None:
     ax.axis("off")
     ax.set_title(title, loc="left", fontsize=11, fontweight="bold")
@@ -277,8 +264,7 @@ def _suptitle(result: Mapping[str, Any], config: Mapping[str, Any] | None) -> st
     if isinstance(noise, Mapping) and noise.get("name"):
         level = noise.get("level")
         parts.append(
-            f"noise: {noise['name']}"
-            + (f" (level {level:g})" if number(level) is not None else "")
+            f"noise: {noise['name']}" + (f" (level {level:g})" if number(level) is not None else "")
         )
     else:
         parts.append("noise: none")
@@ -322,7 +308,7 @@ def summary_figure(result: Mapping[str, Any], config: Mapping[str, Any] | None =
         _no_data(ax_hist, "no counts (shots=0)")
 
     # (b) key metrics
-    metric_rows = _metric_lines(result)
+    metric_rows = metric_lines(result)
     width = max(len(k) for k, _ in metric_rows)
     _text_panel(
         ax_metrics, "(b) key metrics", [f"{k:<{width}}  {v}" for k, v in metric_rows], fontsize=12

@@ -96,7 +96,10 @@ def _signals_interrupt():
 
 
 def execute(
-    cfg: DictConfig, output_dir: Path | None = None, verbose: bool = False, job_num: int | None = None
+    cfg: DictConfig,
+    output_dir: Path | None = None,
+    verbose: bool = False,
+    job_num: int | None = None,
 ) -> RunResult:
     """Run one experiment config and record it; raise :class:`RunFailed` if it did not finish.
 
@@ -121,7 +124,9 @@ def execute(
             return _skip(cfg, tracker, previous, batch, job_num)
     quiet = cfg.run.quiet or not sys.stdout.isatty()
     started = now_iso()
-    container = OmegaConf.to_container(cfg, resolve=invalid is None)  # an invalid one may not resolve
+    container = OmegaConf.to_container(
+        cfg, resolve=invalid is None
+    )  # an invalid one may not resolve
     assert isinstance(container, dict)
     config_file = output_dir / "config.yaml"
     config_file.write_text(OmegaConf.to_yaml(container))
@@ -172,7 +177,9 @@ def execute(
         files.append(write_json(output_dir / "counts.json", result.counts))
     if status == "FINISHED":
         tracker.log_metrics(run_id, {m: record[m] for m in METRICS})
-        tracker.log_metrics(run_id, {f"expval_{k}": v for k, v in result.expectation_values.items()})
+        tracker.log_metrics(
+            run_id, {f"expval_{k}": v for k, v in result.expectation_values.items()}
+        )
         tracker.log_rank_history(run_id, result.rank_history or [])
         if cfg.tracking.name != "none" and cfg.tracking.get("log_plots", True):
             files += _plots(record, container, output_dir)
@@ -219,7 +226,9 @@ def _finished_run(tracker: Any, cfg: DictConfig) -> Any:
     return runs[0] if runs else None
 
 
-def _skip(cfg: DictConfig, tracker: Any, previous: Any, batch: str | None, job_num: int | None) -> RunResult:
+def _skip(
+    cfg: DictConfig, tracker: Any, previous: Any, batch: str | None, job_num: int | None
+) -> RunResult:
     """``sweep.resume``: report the earlier run instead of running again."""
     run_id = previous.info.run_id
     if batch is not None:
@@ -255,7 +264,10 @@ def run_from_hydra(cfg: DictConfig) -> float | None:
     multirun = hc.mode == RunMode.MULTIRUN
     try:
         result = execute(
-            cfg, Path(hc.runtime.output_dir), verbose=verbose, job_num=hc.job.num if multirun else None
+            cfg,
+            Path(hc.runtime.output_dir),
+            verbose=verbose,
+            job_num=hc.job.num if multirun else None,
         )
     except (RunFailed, ValueError, FileNotFoundError) as exc:
         if verbose:

@@ -103,7 +103,7 @@ def child_runs(tracker: Any, parent_run_id: str) -> list[Any]:
 
 
 def rows_from_runs(runs: list[Any]) -> list[dict[str, Any]]:
-    """Flat rows (params as numbers where they are numbers, metrics, status) for tables and plots."""
+    """Flat rows (params as numbers where they are numbers, metrics, status) for tables, plots."""
     rows = []
     for run in runs:
         row: dict[str, Any] = {"run_id": run.info.run_id, "status": run.info.status}
@@ -210,4 +210,3 @@ def depth_rule(rule: str, n_qubits: int, constant: int = 10) -> int:
     if rule not in rules:
         raise ValueError(f"sweep.depth_rule={rule!r} is invalid: choose one of {sorted(rules)}")
     return int(rules[rule])
-

@@ -34,7 +34,9 @@ PARAM_MAX_CHARS = 6000  # MLflow's limit on a param value
 
 # Session state lives in the MLflow experiment's tags, nothing else.
 SESSION_STATUS = "lret.session.status"  # open or closed
-SESSION_TIMEOUT = "lret.session.timeout_hours"  # idle hours before the session expires (absent: never)
+SESSION_TIMEOUT = (
+    "lret.session.timeout_hours"  # idle hours before the session expires (absent: never)
+)
 SESSION_ACCESS = "lret.session.last_access"  # ISO time of the last run or resume
 SESSION_DESCRIPTION = "description"
 LINEAGE_PARENT = "lret.lineage.parent"  # the run this run was derived from (lineage.parent)
@@ -139,13 +141,17 @@ class NullTracker:
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None: ...
 
-    def log_metrics(self, run_id: str, metrics: Mapping[str, float | None], step: int = 0) -> None: ...
+    def log_metrics(
+        self, run_id: str, metrics: Mapping[str, float | None], step: int = 0
+    ) -> None: ...
 
     def log_rank_history(self, run_id: str, history: Iterable[int]) -> None: ...
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None: ...
 
-    def log_artifacts(self, run_id: str, paths: Iterable[Path], artifact_path: str | None = None) -> None: ...
+    def log_artifacts(
+        self, run_id: str, paths: Iterable[Path], artifact_path: str | None = None
+    ) -> None: ...
 
     def end_run(self, run_id: str, status: str) -> None: ...
 
@@ -187,7 +193,9 @@ class MlflowTracker:
 
         return FileLock(str(self._lock_path)) if self._lock_path else nullcontext()
 
-    def experiment_id(self, session: str, description: str = "", timeout_hours: float | None = None) -> str:
+    def experiment_id(
+        self, session: str, description: str = "", timeout_hours: float | None = None
+    ) -> str:
         """The session's experiment id, creating it (open, with its description) on first use."""
         exp = self.client.get_experiment_by_name(session)
         if exp is not None:
@@ -196,7 +204,11 @@ class MlflowTracker:
             exp = self.client.get_experiment_by_name(session)
             if exp is not None:
                 return str(exp.experiment_id)
-            tags = {SESSION_DESCRIPTION: description, SESSION_STATUS: "open", SESSION_ACCESS: now_iso()}
+            tags = {
+                SESSION_DESCRIPTION: description,
+                SESSION_STATUS: "open",
+                SESSION_ACCESS: now_iso(),
+            }
             if timeout_hours is not None:
                 tags[SESSION_TIMEOUT] = str(timeout_hours)
             return str(
@@ -205,7 +217,9 @@ class MlflowTracker:
                 )
             )
 
-    def create_session(self, name: str, description: str = "", timeout_hours: float | None = None) -> str:
+    def create_session(
+        self, name: str, description: str = "", timeout_hours: float | None = None
+    ) -> str:
         if self.client.get_experiment_by_name(name) is not None:
             raise SessionError(f"session {name!r} already exists")
         return self.experiment_id(name, description, timeout_hours)
@@ -221,7 +235,9 @@ class MlflowTracker:
         """Every session (MLflow experiment), open ones only unless ``include_all``."""
         from mlflow.entities import ViewType
 
-        infos = [session_info(e) for e in self.client.search_experiments(view_type=ViewType.ACTIVE_ONLY)]
+        infos = [
+            session_info(e) for e in self.client.search_experiments(view_type=ViewType.ACTIVE_ONLY)
+        ]
         return [s for s in infos if include_all or s["status"] == "open"]
 
     def set_session_status(self, name: str, status: str) -> None:
@@ -237,7 +253,8 @@ class MlflowTracker:
         if info["status"] != "open":
             raise SessionError(
                 f"session {name!r} is {info['status']}: runs into it are refused. "
-                f"Reopen it with `lret-runner sessions resume {name}` or choose another session.name"
+                f"Reopen it with `lret-runner sessions resume {name}` "
+                "or choose another session.name"
             )
         self.client.set_experiment_tag(experiment_id, SESSION_ACCESS, now_iso())
         return experiment_id
@@ -301,7 +318,9 @@ class MlflowTracker:
         if items:
             self.client.log_batch(run_id, tags=items)
 
-    def log_artifacts(self, run_id: str, paths: Iterable[Path], artifact_path: str | None = None) -> None:
+    def log_artifacts(
+        self, run_id: str, paths: Iterable[Path], artifact_path: str | None = None
+    ) -> None:
         for path in paths:
             self.client.log_artifact(run_id, str(path), artifact_path)
 
@@ -333,7 +352,9 @@ def session_info(exp: Any) -> dict[str, Any]:
         "description": tags.get(SESSION_DESCRIPTION, ""),
         "timeout_hours": float(timeout) if timeout else None,
         "last_access": last,
-        "created": datetime.fromtimestamp(exp.creation_time / 1000, UTC).isoformat(timespec="seconds")
+        "created": datetime.fromtimestamp(exp.creation_time / 1000, UTC).isoformat(
+            timespec="seconds"
+        )
         if exp.creation_time
         else None,
     }

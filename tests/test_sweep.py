@@ -173,8 +173,12 @@ PRESETS = [
         id="scaling-linear",
     ),
     pytest.param(
-        ["+experiment=scaling", "circuit.n_qubits=3,4", "sweep.depth_rule=quadratic",
-         "run.quiet=true"],
+        [
+            "+experiment=scaling",
+            "circuit.n_qubits=3,4",
+            "sweep.depth_rule=quadratic",
+            "run.quiet=true",
+        ],
         N_D,
         {(3.0, 9.0), (4.0, 16.0)},  # quadratic: depth = n^2
         {"scaling.png", "fidelity_over_runs.png"},
@@ -224,7 +228,10 @@ def test_scaling_invalid_depth_rule_fails_naming_the_key(sweep: Sweep) -> None:
 
 # ---------------------------------------------------------------- 2, 3. launchers
 LAUNCHER_AXES = [
-    "circuit.n_qubits=3,4", "circuit.seed=1,2", "circuit.depth=4", "noise.level=0.01",
+    "circuit.n_qubits=3,4",
+    "circuit.seed=1,2",
+    "circuit.depth=4",
+    "noise.level=0.01",
     "run.quiet=true",
 ]
 LAUNCHER_KEYS = ("circuit.n_qubits", "circuit.seed")
@@ -300,8 +307,13 @@ def test_batch_callback_pickles_into_launcher_workers(tmp_path: Path) -> None:
             id="validation-error",
         ),
         pytest.param(
-            ["simulator=fdm", "circuit.n_qubits=16,3", "circuit.depth=4",
-             "run.compare_to_exact=false", "run.quiet=true"],
+            [
+                "simulator=fdm",
+                "circuit.n_qubits=16,3",
+                "circuit.depth=4",
+                "run.compare_to_exact=false",
+                "run.quiet=true",
+            ],
             16.0,
             "MemoryRefusal",
             id="fdm-memory-refusal",
@@ -374,8 +386,14 @@ def test_resume_runs_only_the_new_job(sweep: Sweep) -> None:
 # reaches 2^6 and one job simulates for ~4-5 s on a 2-core machine (plus ~1 s of
 # job overhead). (The 10-qubit, depth-40 job of the issue runs for > 10 minutes here.)
 LONG_JOBS = [
-    "circuit.n_qubits=6", "circuit.depth=10", "noise.level=0.01", "simulator.rank_threshold=1e-6",
-    "run.compare_to_exact=false", "run.shots=0", "run.quiet=true", "circuit.seed=1,2,3,4",
+    "circuit.n_qubits=6",
+    "circuit.depth=10",
+    "noise.level=0.01",
+    "simulator.rank_threshold=1e-6",
+    "run.compare_to_exact=false",
+    "run.shots=0",
+    "run.quiet=true",
+    "circuit.seed=1,2,3,4",
 ]
 
 
@@ -463,8 +481,14 @@ def test_signal_before_the_first_job_cancels_the_batch(sweep: Sweep, sig: signal
 def test_parallel_writers_lose_no_run(tmp_path: Path, run_cli: Any, start_cli: Any) -> None:
     sw = Sweep(tmp_path, None, run_cli, start_cli)  # a new store: its creation races too
     sw.ok(
-        "hydra/launcher=joblib", "hydra.launcher.n_jobs=4", "circuit.n_qubits=2", "circuit.depth=2",
-        "circuit.seed=range(40)", "run.compare_to_exact=false", "run.shots=0", "run.quiet=true",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=4",
+        "circuit.n_qubits=2",
+        "circuit.depth=2",
+        "circuit.seed=range(40)",
+        "run.compare_to_exact=false",
+        "run.shots=0",
+        "run.quiet=true",
         timeout=600,
     )
     [parent] = sw.batches()
@@ -498,8 +522,15 @@ def test_slurm_launcher_config_and_submission_script(
     from omegaconf import OmegaConf
 
     out = run_cli(
-        ["hydra/launcher=submitit_slurm", *[f"hydra.launcher.{k}={v}" for k, v in SLURM.items()],
-         "--cfg", "hydra", "-p", "hydra.launcher", "--resolve"],
+        [
+            "hydra/launcher=submitit_slurm",
+            *[f"hydra.launcher.{k}={v}" for k, v in SLURM.items()],
+            "--cfg",
+            "hydra",
+            "-p",
+            "hydra.launcher",
+            "--resolve",
+        ],
         tmp_path,
         timeout=120,
     )
@@ -518,13 +549,17 @@ def test_slurm_launcher_config_and_submission_script(
     init_keys = {"max_num_timeout", "python"}
     folder = tmp_path / ".submitit" / "%j"
     executor = submitit.AutoExecutor(
-        folder=folder, cluster="slurm",
+        folder=folder,
+        cluster="slurm",
         **{f"slurm_{k}": v for k, v in params.items() if k in init_keys},
     )
     base = set(OmegaConf.structured(BaseQueueConf).keys())
     executor.update_parameters(
-        **{(k if k in base else f"slurm_{k}"): v for k, v in params.items()
-           if k not in init_keys | {"submitit_folder"}}
+        **{
+            (k if k in base else f"slurm_{k}"): v
+            for k, v in params.items()
+            if k not in init_keys | {"submitit_folder"}
+        }
     )
     # An N-job sweep is one array job: SlurmExecutor._internal_process_submissions copies
     # the executor and sets map_count = N before writing the sbatch file.

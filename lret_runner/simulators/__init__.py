@@ -20,7 +20,11 @@ from lret_runner.simulators.fdm import WORKING_FACTOR as FDM_WORKING_FACTOR
 from lret_runner.simulators.fdm import FdmSimulator
 from lret_runner.simulators.lret import LretSimulator
 
-ENGINES: dict[str, type[Engine]] = {"lret": LretSimulator, "fdm": FdmSimulator, "cirq": CirqSimulator}
+ENGINES: dict[str, type[Engine]] = {
+    "lret": LretSimulator,
+    "fdm": FdmSimulator,
+    "cirq": CirqSimulator,
+}
 
 # Up to this size the exact engine is as fast as LRET and has no truncation error.
 AUTO_FDM_MAX_QUBITS = 8
@@ -39,7 +43,7 @@ __all__ = [
 
 
 def choose_engine(prog: CompiledCircuit, dtype: str = "complex128") -> tuple[str, str]:
-    """``auto``: the engine for a compiled circuit, and the reason, from n, the noise and free memory."""
+    """``auto``: an engine for a compiled circuit and why, from n, the noise and free memory."""
     n = prog.n_qubits
     noisy = any(ins.is_channel for moment in prog.moments for ins in moment)
     if not noisy:
@@ -53,7 +57,7 @@ def choose_engine(prog: CompiledCircuit, dtype: str = "complex128") -> tuple[str
 
 
 def make_engine(name: str, **params: Any) -> Engine:
-    """Construct an engine by name with its keyword parameters (``auto`` is resolved by the caller)."""
+    """An engine by name with its keyword parameters (``auto`` is resolved by the caller)."""
     if name not in ENGINES:
         raise ValueError(f"simulator={name!r} is unknown: choose one of {(*ENGINES, 'auto')}")
     return ENGINES[name](**params)

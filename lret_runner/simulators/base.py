@@ -92,7 +92,9 @@ def compile_circuit(
                 kraus = tuple(np.asarray(k, dtype=dtype) for k in cirq.kraus(op))
                 instructions.append(Instruction(targets, kraus, True))
             else:
-                raise SimulationError(f"moment {m_index}: {op!r} has neither a unitary nor Kraus operators")
+                raise SimulationError(
+                    f"moment {m_index}: {op!r} has neither a unitary nor Kraus operators"
+                )
         moments.append(tuple(instructions))
     return CompiledCircuit(len(order), tuple(moments), tuple(measured))
 
@@ -104,7 +106,9 @@ class EngineOutput:
     state: State
     simulation_time_seconds: float
     memory_used_mb: float  # peak size of the engine's state arrays
-    truncation_error: float = 0.0  # summed trace weight discarded by truncation (0 for exact engines)
+    truncation_error: float = (
+        0.0  # summed trace weight discarded by truncation (0 for exact engines)
+    )
     final_rank: int | None = None  # None where computing it would cost more than the run
     max_rank: int | None = None
     rank_history: list[int] | None = None  # rank after every moment (LRET only)

@@ -46,7 +46,9 @@ class CirqSimulator(Engine):
         import cirq
 
         order = list(qubits) if qubits is not None else sorted(circuit.all_qubits())
-        compile_circuit(circuit, order)  # same validation as the other engines (terminal measurements)
+        compile_circuit(
+            circuit, order
+        )  # same validation as the other engines (terminal measurements)
         check_dense_memory(self.name, len(order), self.dtype, WORKING_FACTOR)
         unmeasured = cirq.Circuit(
             cirq.Moment(op for op in moment if not cirq.is_measurement(op)) for moment in circuit
@@ -54,9 +56,10 @@ class CirqSimulator(Engine):
         sim = cirq.DensityMatrixSimulator(dtype=self.dtype, seed=self.seed)
         total = len(unmeasured)
         step = None
-        for done, step in enumerate(sim.simulate_moment_steps(unmeasured, qubit_order=order), start=1):
+        steps = sim.simulate_moment_steps(unmeasured, qubit_order=order)
+        for done, step in enumerate(steps, start=1):  # noqa: B007 (the last step is kept)
             progress(done, total)
-        if step is None:
+        if step is None:  # an empty circuit: |0..0><0..0|
             matrix = np.zeros((2 ** len(order),) * 2, dtype=self.dtype)
             matrix[0, 0] = 1.0
         else:

@@ -49,6 +49,7 @@ def _blas() -> Any:
 
     return ThreadpoolController()
 
+
 # Eigenvalues below this many machine epsilons (of the dtype) times the largest are
 # numerical zeros: the exact state has no weight there, so dropping them keeps
 # rank_threshold = 0 exact (~1e-14 relative in complex128, ~2e-6 in complex64).
@@ -80,11 +81,15 @@ class LretSimulator(Engine):
         dtype: str = "complex128",
     ) -> None:
         if not 0.0 <= rank_threshold < 1.0:
-            raise ValueError(f"simulator.rank_threshold={rank_threshold} is invalid: must be in [0, 1)")
+            raise ValueError(
+                f"simulator.rank_threshold={rank_threshold} is invalid: must be in [0, 1)"
+            )
         if max_rank is not None and max_rank < 1:
             raise ValueError(f"simulator.max_rank={max_rank} is invalid: must be >= 1 or null")
         if truncation not in SCHEDULES:
-            raise ValueError(f"simulator.truncation={truncation!r} is invalid: choose one of {SCHEDULES}")
+            raise ValueError(
+                f"simulator.truncation={truncation!r} is invalid: choose one of {SCHEDULES}"
+            )
         if rank_bound < 1:
             raise ValueError(f"simulator.rank_bound={rank_bound} is invalid: must be >= 1")
         if dtype not in DTYPES:
@@ -122,7 +127,9 @@ class LretSimulator(Engine):
                     peak_bytes = max(peak_bytes, factor.nbytes + new.nbytes)
                     factor, error = new, error + discarded
                     continue
-                factor = np.concatenate([apply_local(factor, k, ins.targets) for k in ins.kraus], axis=-1)
+                factor = np.concatenate(
+                    [apply_local(factor, k, ins.targets) for k in ins.kraus], axis=-1
+                )
                 peak_bytes = max(peak_bytes, factor.nbytes)
                 if rank > dim or (self.truncation == "rank" and rank > self.rank_bound):
                     factor, discarded = self._truncate(factor)
