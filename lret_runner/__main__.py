@@ -1,10 +1,8 @@
-"""``python -m lret_runner +experiment=NAME [overrides]``: config -> run -> tracking.
+"""``python -m lret_runner +experiment=NAME [overrides]``: the Hydra entry point.
 
-Composes and validates the config, runs the engine (progress bar for long runs),
-prints a summary, writes ``result.json`` into Hydra's output directory and records the
-run in MLflow. A failure is recorded (FAILED, or KILLED on Ctrl-C) and ends the
-process with a one-paragraph message and a non-zero exit (traceback with
-``hydra.verbose=true``).
+The config tree ships inside the package (``lret_runner/conf``); ``--config-dir DIR``
+adds a directory of your own presets to Hydra's search path. The work is in
+:mod:`lret_runner.task.terminal`.
 """
 
 from __future__ import annotations
@@ -18,14 +16,13 @@ from lret_runner.config import register_configs
 
 register_configs()
 
-
 # the only config-selected Python targets Hydra may instantiate
-TRUSTED_TARGETS = ["lret_runner.sweep.BatchCallback"]
+TRUSTED_TARGETS = ["lret_runner.task.batch.BatchCallback"]
 
 
-@hydra.main(config_path="../conf", config_name="config", execution_whitelist=TRUSTED_TARGETS)
+@hydra.main(config_path="conf", config_name="config", execution_whitelist=TRUSTED_TARGETS)
 def main(cfg: DictConfig) -> float | None:
-    from lret_runner.runner import run_from_hydra
+    from lret_runner.task.terminal import run_from_hydra
 
     return run_from_hydra(cfg)
 

@@ -20,6 +20,8 @@ from typing import Any
 import cirq
 import numpy as np
 
+from lret_runner.errors import CircuitError, CircuitFileNotFound, check_range
+
 # bundled example: 3 qubits with h, cx, ccx, rz and a final measurement
 EXAMPLE_QASM = Path(__file__).with_name("data") / "example.qasm"
 
@@ -41,18 +43,22 @@ _FIXED_2Q: dict[str, cirq.Gate] = {"cnot": cirq.CNOT, "cz": cirq.CZ, "iswap": ci
 _QFT_GATES = (cirq.HPowGate, cirq.CZPowGate, cirq.SwapPowGate)
 
 
-class CircuitError(ValueError):
-    """An invalid circuit name or parameter, or a malformed QASM file."""
-
-
 # --------------------------------------------------------------------------- validation
 
 
 def _check_int(field: str, value: Any, minimum: int) -> int:
     """``value`` as an int, or a :class:`CircuitError` naming ``circuit.<field>``."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise CircuitError(f"circuit.{field}={value!r} is invalid: must be an integer >= {minimum}")
-    return int(value)
+    return int(
+        check_range(
+            f"circuit.{field}",
+            value,
+            minimum,
+            None,
+            CircuitError,
+            integer=True,
+            what="must be an integer",
+        )
+    )
 
 
 def _check_gate_pool(field: str, names: Sequence[str], allowed: Sequence[str]) -> tuple[str, ...]:
@@ -300,14 +306,14 @@ def from_qasm(*, path: str | Path, measure: bool = False) -> cirq.Circuit:
     first register is ``LineQubit(0)``). Declared but unused qubits are not part of the
     circuit. Measurements in the file are kept (Cirq keys them ``<creg>_<index>``);
     ``measure`` adds the final measurement (key ``m``) only if the file has none.
-    A missing file raises ``FileNotFoundError``; a malformed one a :class:`CircuitError`
-    naming the file and the line.
+    A missing file raises :class:`CircuitFileNotFound` (a ``FileNotFoundError``); a
+    malformed one a :class:`CircuitError` naming the file and the line.
     """
     from cirq.contrib.qasm_import import QasmException, circuit_from_qasm  # needs ``ply``
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"QASM file not found: {path}")
+        raise CircuitFileNotFound(f"circuit.path={str(path)!r}: QASM file not found")
     text = path.read_text()
     try:
         circuit = circuit_from_qasm(text)

@@ -1,33 +1,50 @@
-"""Run a noisy circuit on an engine and turn the outcome into a result record.
+"""One experiment: prepare it once, simulate it, record it.
 
-No Hydra, no MLflow: the entry points (``__main__``, the API, the optimiser) call this
-and do the tracking themselves.
+- :func:`prepare` turns a config into a :class:`Prepared` run: it validates every
+  value (errors name the key, the value and what is allowed), builds the circuit and
+  the noise model, compiles the noisy circuit once and picks the engine. It is what
+  validation means: nothing is built twice.
+- :func:`simulate` runs a prepared experiment and measures what was asked (no
+  tracking, no printing).
+- :func:`run` is the library call every entry point uses (``python -m lret_runner``,
+  sweep jobs, the API, Optuna trials): it simulates a prepared experiment and records
+  it through a tracker (``result.json`` and friends in ``output_dir``, the run in
+  MLflow), and returns the result whatever its status. No printing, no signal handling:
+  a ``KeyboardInterrupt`` raised by the caller's handler ends the run KILLED.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
-from collections.abc import Sequence
+import json
+import subprocess
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lret_runner import metrics
+from lret_runner import __version__, metrics
+from lret_runner.errors import ConfigError, MemoryRefusal, UserError, check_range
 from lret_runner.simulators import (
-    ENGINES,
+    CompiledCircuit,
+    Engine,
     FdmSimulator,
-    MemoryRefusal,
     choose_engine,
     compile_circuit,
     make_engine,
 )
-from lret_runner.simulators.base import EngineOutput, ProgressCallback
+from lret_runner.simulators.base import EngineOutput, ProgressCallback, check_dtype
+from lret_runner.tracking import vocabulary as V
 
 if TYPE_CHECKING:
     import cirq
 
+    from lret_runner.tracking import Tracker
+
 # probabilities are a 2^n vector: beyond this they are not saved
 PROBABILITIES_MAX_QUBITS = 16
+MAX_QUBITS = 30  # circuit.n_qubits beyond this is refused
+EXACT_MAX_QUBITS_LIMIT = 20  # run.exact_max_qubits beyond this is refused
 
 
 @dataclass
@@ -36,7 +53,7 @@ class RunResult:
 
     status: str  # FINISHED, FAILED or KILLED
     backend_used: str
-    n_qubits: int
+    n_qubits: int | None
     depth: int | None  # moments of the noiseless circuit, terminal measurement excluded
     run_id: str | None = None
     simulation_time_seconds: float | None = None
@@ -54,18 +71,94 @@ class RunResult:
     probabilities: list[float] | None = None
     expectation_values: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    reused: bool = False  # sweep.resume: an earlier FINISHED run of this config, not run again
     started_at: str | None = None
     completed_at: str | None = None
+    # what ended a FAILED or KILLED run (not part of the record)
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "exception"
+        }
+
+    def metrics(self) -> dict[str, float | None]:
+        """The registry's metrics and the expectation values, as MLflow metrics."""
+        out: dict[str, float | None] = {m.key: getattr(self, m.key) for m in V.METRICS}
+        out.update({f"{V.EXPVAL_PREFIX}{k}": v for k, v in self.expectation_values.items()})
+        return out
 
 
-def simulate(
+@dataclass
+class Prepared:
+    """An experiment ready to run: the compiled noisy circuit, the engine, what to measure."""
+
+    program: CompiledCircuit
+    engine: Engine
+    backend_used: str
+    backend_reason: str  # why auto chose the engine ("requested" otherwise)
+    depth: int | None
+    shots: int = 0
+    seed: int | None = None
+    compare_to_exact: bool = False
+    exact_max_qubits: int = 12
+    observables: list[str] = field(default_factory=list)
+    save_probabilities: bool = False
+    threads: int | None = None  # BLAS threads while simulating (None: the library's default)
+    cfg: Any = None  # the config it came from (None when prepared from a circuit)
+
+    @property
+    def n_qubits(self) -> int:
+        return self.program.n_qubits
+
+
+# ---------------------------------------------------------------- prepare
+
+
+def prepare(cfg: Any) -> Prepared:
+    """Validate ``cfg`` and build everything its run needs (see the module docstring)."""
+    from lret_runner.circuits import build_circuit
+    from lret_runner.config import plain
+    from lret_runner.noise import add_noise, build_noise_model
+
+    run = cfg.run
+    check_range("run.shots", run.shots, 0, integer=True)
+    check_range("run.exact_max_qubits", run.exact_max_qubits, 1, EXACT_MAX_QUBITS_LIMIT)
+    if run.timeout_seconds is not None:
+        check_range("run.timeout_seconds", run.timeout_seconds, 0, open_low=True)
+    if cfg.backend.threads is not None:
+        check_range("backend.threads", cfg.backend.threads, 1, integer=True)
+    check_dtype(cfg.backend.dtype)
+    circuit_params = dict(plain(cfg.circuit))
+    name = circuit_params.pop("name")
+    if "n_qubits" in circuit_params:
+        check_range("circuit.n_qubits", circuit_params["n_qubits"], 1, MAX_QUBITS, integer=True)
+    circuit = build_circuit(name, **circuit_params)
+    noise_params = dict(plain(cfg.noise))
+    model = build_noise_model(noise_params.pop("name"), **noise_params)
+    simulator = dict(plain(cfg.simulator))
+    return prepare_circuit(
+        add_noise(circuit, model),
+        simulator=simulator.pop("name"),
+        simulator_params={**simulator, "dtype": cfg.backend.dtype},
+        qubits=sorted(circuit.all_qubits()),
+        depth=len(circuit) - int(circuit.are_any_measurements_terminal()),
+        shots=run.shots,
+        seed=run.seed,
+        compare_to_exact=run.compare_to_exact,
+        exact_max_qubits=run.exact_max_qubits,
+        observables=list(run.observables),
+        save_probabilities=run.save_probabilities,
+        threads=cfg.backend.threads,
+        cfg=cfg,
+    )
+
+
+def prepare_circuit(
     circuit: cirq.Circuit,
     *,
     simulator: str = "lret",
-    simulator_params: dict[str, Any] | None = None,
+    simulator_params: Mapping[str, Any] | None = None,
     qubits: Sequence[cirq.Qid] | None = None,
     depth: int | None = None,
     shots: int = 0,
@@ -74,78 +167,97 @@ def simulate(
     exact_max_qubits: int = 12,
     observables: Sequence[str] = (),
     save_probabilities: bool = False,
-    progress: ProgressCallback | None = None,
-) -> tuple[RunResult, EngineOutput]:
-    """Simulate ``circuit`` (already noisy) and measure what was asked.
-
-    Returns the record and the engine output (which holds the final state).
-    """
+    threads: int | None = None,
+    cfg: Any = None,
+) -> Prepared:
+    """Prepare an already noisy circuit: check what to measure, compile once, pick the engine."""
     params = dict(simulator_params or {})
     order = list(qubits) if qubits is not None else sorted(circuit.all_qubits())
     n = len(order)
-    observables = [metrics.validate_pauli(p, n) for p in observables]
+    checked = []
+    for i, pauli in enumerate(observables):
+        try:
+            checked.append(metrics.validate_pauli(pauli, n))
+        except ValueError as exc:
+            raise ConfigError(f"run.observables[{i}]: {exc}") from None
     if save_probabilities and n > PROBABILITIES_MAX_QUBITS:
-        raise ValueError(
+        raise ConfigError(
             f"run.save_probabilities=true is invalid for n_qubits={n}: "
             f"probabilities are saved only up to {PROBABILITIES_MAX_QUBITS} qubits"
         )
+    dtype = check_dtype(params.get("dtype", "complex128"))
+    if simulator == "auto":
+        make_engine("lret", **params)  # auto may pick lret: its keys must be valid
+    else:
+        make_engine(simulator, **params)  # validates the name and the keys before compiling
+    program = compile_circuit(circuit, order, dtype)
     reason = "requested"
     if simulator == "auto":
-        simulator, reason = choose_engine(
-            compile_circuit(circuit, order), params.get("dtype", "complex128")
-        )
-    engine = make_engine(simulator, **_params_for(simulator, params))
-    out = engine.run(circuit, qubits=order, progress=progress)
-    probs = metrics.probabilities(out.state)
-    result = RunResult(
-        status="FINISHED",
+        simulator, reason = choose_engine(program)
+    return Prepared(
+        program=program,
+        engine=make_engine(simulator, **params),
         backend_used=simulator,
         backend_reason=reason,
-        n_qubits=n,
         depth=depth,
-        simulation_time_seconds=out.simulation_time_seconds,
-        final_rank=out.final_rank,
-        max_rank=out.max_rank,
-        rank_history=out.rank_history,
-        memory_used_mb=out.memory_used_mb,
-        truncation_error=out.truncation_error,
-        purity=metrics.purity(out.state),
-        counts=metrics.sample_counts(probs, shots, seed) if shots > 0 else None,
-        probabilities=probs.tolist() if save_probabilities else None,
-        expectation_values={p: metrics.expectation(out.state, p) for p in observables},
+        shots=shots,
+        seed=seed,
+        compare_to_exact=compare_to_exact,
+        exact_max_qubits=exact_max_qubits,
+        observables=checked,
+        save_probabilities=save_probabilities,
+        threads=threads,
+        cfg=cfg,
     )
-    if compare_to_exact:
-        _compare(result, out, circuit, order, exact_max_qubits, params.get("dtype", "complex128"))
+
+
+# ---------------------------------------------------------------- simulate
+
+
+def simulate(
+    prepared: Prepared, progress: ProgressCallback | None = None
+) -> tuple[RunResult, EngineOutput]:
+    """Run the engine and measure what was asked; returns the record and the engine output."""
+    from threadpoolctl import threadpool_limits
+
+    p = prepared
+    with threadpool_limits(limits=p.threads):
+        out = p.engine.run(p.program, progress=progress)
+        probs = metrics.probabilities(out.state)
+        result = RunResult(
+            status="FINISHED",
+            backend_used=p.backend_used,
+            backend_reason=p.backend_reason,
+            n_qubits=p.n_qubits,
+            depth=p.depth,
+            simulation_time_seconds=out.simulation_time_seconds,
+            final_rank=out.final_rank,
+            max_rank=out.max_rank,
+            rank_history=out.rank_history,
+            memory_used_mb=out.memory_used_mb,
+            truncation_error=out.truncation_error,
+            purity=metrics.purity(out.state),
+            counts=metrics.sample_counts(probs, p.shots, p.seed) if p.shots > 0 else None,
+            probabilities=probs.tolist() if p.save_probabilities else None,
+            expectation_values={q: metrics.expectation(out.state, q) for q in p.observables},
+        )
+        if p.compare_to_exact:
+            _compare(result, out, p)
     return result, out
 
 
-def _params_for(engine: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The subset of simulator parameters an engine's constructor takes (dtype is common)."""
-    if engine not in ENGINES:
-        return params  # make_engine reports the unknown name
-    accepted = inspect.signature(ENGINES[engine]).parameters
-    return {k: v for k, v in params.items() if k in accepted}
-
-
-def _compare(
-    result: RunResult,
-    out: EngineOutput,
-    circuit: cirq.Circuit,
-    order: Sequence[cirq.Qid],
-    exact_max_qubits: int,
-    dtype: str,
-) -> None:
-    if result.backend_used == "fdm":
+def _compare(result: RunResult, out: EngineOutput, p: Prepared) -> None:
+    if p.backend_used == "fdm":
         result.fidelity, result.trace_distance = 1.0, 0.0
         result.exact_reference = "the engine is the exact reference (fdm)"
         return
-    if result.n_qubits > exact_max_qubits:
+    if p.n_qubits > p.exact_max_qubits:
         result.exact_reference = (
-            f"skipped: n_qubits={result.n_qubits} > run.exact_max_qubits={exact_max_qubits}"
+            f"skipped: n_qubits={p.n_qubits} > run.exact_max_qubits={p.exact_max_qubits}"
         )
         return
     try:
-        exact = FdmSimulator(dtype=dtype).run(circuit, qubits=order)
+        exact = FdmSimulator(dtype=p.program.dtype.__name__).run(p.program)
     except MemoryRefusal as exc:
         result.exact_reference = f"skipped: {exc}"
         return
@@ -155,27 +267,215 @@ def _compare(
     result.exact_reference = f"fdm ({exact.simulation_time_seconds:.3g} s)"
 
 
-def run_experiment(
-    cfg: Any, progress: ProgressCallback | None = None
-) -> tuple[RunResult, EngineOutput]:
-    """Build the noisy circuit a validated config describes and simulate it."""
-    from threadpoolctl import threadpool_limits
+# ---------------------------------------------------------------- run and record
 
-    from lret_runner.config import build_noisy_circuit, simulator_params
 
-    circuit, noisy = build_noisy_circuit(cfg)
-    with threadpool_limits(limits=cfg.backend.threads):
-        return simulate(
-            noisy,
-            simulator=cfg.simulator.name,
-            simulator_params=simulator_params(cfg),
-            qubits=sorted(circuit.all_qubits()),
-            depth=len(circuit) - int(circuit.are_any_measurements_terminal()),
-            shots=cfg.run.shots,
-            seed=cfg.run.seed,
-            compare_to_exact=cfg.run.compare_to_exact,
-            exact_max_qubits=cfg.run.exact_max_qubits,
-            observables=list(cfg.run.observables),
-            save_probabilities=cfg.run.save_probabilities,
-            progress=progress,
+def run(
+    prepared: Prepared,
+    tracker: Tracker,
+    *,
+    output_dir: Path,
+    progress: ProgressCallback | None = None,
+    batch: str | None = None,
+    job_num: int | None = None,
+) -> RunResult:
+    """Simulate a prepared config and record it; returns the result whatever its status.
+
+    ``batch`` is the parent run of the sweep this run is a job of. With ``sweep.resume``
+    a config that already FINISHED in the session is not run again: the earlier run is
+    returned (``reused``) and counted as skipped in the batch. A lineage parent that does
+    not exist raises a :class:`UserError` before anything is recorded.
+    """
+    cfg = prepared.cfg
+    if cfg.lineage.parent is not None:
+        tracker.require_run(cfg.lineage.parent, "lineage.parent")
+    if cfg.sweep.resume:
+        previous = tracker.finished_run(cfg.session.name, _config_hash(cfg))
+        if previous is not None:
+            return _reuse(prepared, tracker, previous, batch, job_num)
+    run_id, files, started = _start(cfg, tracker, output_dir, batch, job_num, valid=True)
+    result: RunResult | None = None
+    status, error, exception = "FINISHED", None, None
+    try:
+        result, _ = simulate(prepared, progress)
+    except KeyboardInterrupt as exc:
+        status, error, exception = "KILLED", f"interrupted ({str(exc) or 'Ctrl-C'})", exc
+    except Exception as exc:  # recorded; the caller decides how to report it
+        status, error, exception = "FAILED", f"{type(exc).__name__}: {exc}", exc
+    if result is None:
+        result = RunResult(
+            status=status,
+            backend_used=prepared.backend_used,
+            n_qubits=prepared.n_qubits,
+            depth=prepared.depth,
+            backend_reason=prepared.backend_reason,
+            error=error,
+            exception=exception,
         )
+    return _finish(cfg, tracker, run_id, result, files, started, output_dir, batch)
+
+
+def record_failure(
+    cfg: Any,
+    tracker: Tracker,
+    exc: UserError,
+    *,
+    output_dir: Path,
+    batch: str | None = None,
+    job_num: int | None = None,
+) -> RunResult:
+    """Record a config that could not be prepared as a FAILED run (a sweep shows its jobs
+    that were invalid next to those that ran)."""
+    run_id, files, started = _start(cfg, tracker, output_dir, batch, job_num, valid=False)
+    result = RunResult(
+        status="FAILED",
+        backend_used=cfg.simulator.name,
+        n_qubits=cfg.circuit.get("n_qubits"),
+        depth=None,  # the circuit was not built
+        error=f"{type(exc).__name__}: {exc}",
+        exception=exc,
+    )
+    return _finish(cfg, tracker, run_id, result, files, started, output_dir, batch)
+
+
+def _config_hash(cfg: Any) -> str:
+    from lret_runner.config import config_hash
+
+    return config_hash(cfg)
+
+
+def run_tags(cfg: Any, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Tags every run carries: session, circuit family, noise model, engine, version, commit."""
+    return {
+        V.SESSION: cfg.session.name,
+        "circuit": cfg.circuit.name,
+        "noise": cfg.noise.name,
+        "simulator": cfg.simulator.name,
+        "lret_runner_version": __version__,
+        "git_commit": _git_commit(),
+        **{str(k): v for k, v in (cfg.tags or {}).items()},
+        **(extra or {}),
+    }
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _start(
+    cfg: Any,
+    tracker: Tracker,
+    output_dir: Path,
+    batch: str | None,
+    job_num: int | None,
+    *,
+    valid: bool,
+) -> tuple[str, list[Path], str]:
+    """Write config.yaml, start the run with its tags and log its config."""
+    from omegaconf import OmegaConf
+
+    from lret_runner.config import result_config
+    from lret_runner.tracking.sessions import now_iso
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    started = now_iso()
+    config_file = output_dir / "config.yaml"
+    # an invalid config may not even resolve: then it is written as given
+    config_file.write_text(OmegaConf.to_yaml(cfg, resolve=valid))
+    n = cfg.circuit.get("n_qubits", "")
+    run_id = tracker.start_run(
+        cfg.session.name,
+        cfg.session.description,
+        run_name=f"{cfg.circuit.name}-n{n}-{cfg.simulator.name}",
+        tags=run_tags(
+            cfg,
+            {
+                V.CONFIG_HASH: _config_hash(cfg) if valid else None,
+                V.PARENT_RUN: batch,
+                V.LINEAGE_PARENT: cfg.lineage.parent,
+                V.JOB_NUM: job_num,
+            },
+        ),
+    )
+    if valid:
+        tracker.log_config(run_id, result_config(cfg))
+    return run_id, [config_file], started
+
+
+def _finish(
+    cfg: Any,
+    tracker: Tracker,
+    run_id: str,
+    result: RunResult,
+    files: list[Path],
+    started: str,
+    output_dir: Path,
+    batch: str | None,
+) -> RunResult:
+    """Write result.json (and counts, plots), log metrics and artifacts, end the run."""
+    from lret_runner.tracking.sessions import now_iso
+
+    result.run_id, result.started_at, result.completed_at = run_id, started, now_iso()
+    record = result.to_dict()
+    files.append(write_json(output_dir / "result.json", record))
+    if result.counts is not None:
+        files.append(write_json(output_dir / "counts.json", result.counts))
+    if result.status == "FINISHED":
+        tracker.log_metrics(run_id, result.metrics())
+        tracker.log_rank_history(run_id, result.rank_history or [])
+        if cfg.tracking.log_plots:
+            files += _plots(record, cfg, output_dir)
+    tracker.set_tags(
+        run_id,
+        {V.STATUS: result.status, V.ERROR: result.error, V.BACKEND_USED: result.backend_used},
+    )
+    tracker.log_artifacts(run_id, files)
+    tracker.end_run(run_id, result.status)
+    if batch is not None:
+        tracker.refresh_counts(batch)
+    return result
+
+
+def _reuse(
+    prepared: Prepared, tracker: Tracker, previous: Any, batch: str | None, job_num: int | None
+) -> RunResult:
+    """``sweep.resume``: report the earlier run instead of running again."""
+    if batch is not None:
+        tracker.set_tags(batch, {f"{V.SKIPPED_TAG}{job_num}": previous.run_id})
+        tracker.refresh_counts(batch)
+    values = {m.key: previous.metrics.get(m.key) for m in V.METRICS}
+    return RunResult(
+        status="FINISHED",
+        backend_used=previous.backend_used or prepared.backend_used,
+        n_qubits=prepared.n_qubits,
+        depth=prepared.depth,
+        run_id=previous.run_id,
+        reused=True,
+        **{k: v for k, v in values.items() if v is not None},  # type: ignore[arg-type]
+    )
+
+
+def _plots(record: dict[str, Any], cfg: Any, output_dir: Path) -> list[Path]:
+    from omegaconf import OmegaConf
+
+    from lret_runner import plots
+
+    paths = []
+    if record["counts"]:
+        paths.append(output_dir / "histogram.png")
+        plots.save(plots.histogram_figure(record["counts"], title="top outcomes"), paths[-1])
+    paths.append(output_dir / "summary.png")
+    container = OmegaConf.to_container(cfg, resolve=True)
+    plots.save(plots.summary_figure(record, container), paths[-1])  # type: ignore[arg-type]
+    return paths
+
+
+def write_json(path: Path, data: Any) -> Path:
+    path.write_text(json.dumps(data, indent=2, default=str))
+    return path

@@ -15,6 +15,14 @@ from typing import Any
 import cirq
 import numpy as np
 
+from lret_runner.errors import (
+    NoiseError,
+    check_choice,
+    check_number,
+    check_probability,
+    check_range,
+)
+
 PLACEMENTS = ("gate", "moment")
 NOISE_MODELS = (
     "none",
@@ -34,10 +42,6 @@ NOISE_TAG = "lret_noise"
 ChannelPair = tuple[cirq.Gate | None, cirq.Gate | None]
 # the channels to apply after an operation (or a moment) lasting ``duration`` seconds
 ChannelFactory = Callable[[float], ChannelPair]
-
-
-class NoiseError(ValueError):
-    """An invalid noise-model name or parameter; the message names the field and the value."""
 
 
 @dataclass(frozen=True)
@@ -83,9 +87,17 @@ class LretNoiseModel(cirq.NoiseModel):
         name: str = "custom",
     ) -> None:
         self.name = name
-        self.placement = _check_choice("noise.placement", placement, PLACEMENTS)
-        self.gate_time_1q = _check_time("noise.gate_time_1q", gate_time_1q)
-        self.gate_time_2q = _check_time("noise.gate_time_2q", gate_time_2q)
+        self.placement = check_choice("noise.placement", placement, PLACEMENTS, NoiseError)
+        self.gate_time_1q = float(
+            check_range(
+                "noise.gate_time_1q", gate_time_1q, 0, None, NoiseError, what="a time must be"
+            )
+        )
+        self.gate_time_2q = float(
+            check_range(
+                "noise.gate_time_2q", gate_time_2q, 0, None, NoiseError, what="a time must be"
+            )
+        )
         self.components = tuple(components)
         # channels for one-qubit (key 1) and longer (key 2) durations, per component
         self._channels = [
@@ -313,7 +325,7 @@ def build_noise_model(
     ``composite`` stacks ``components``, dicts ``{"name": ..., **params}`` whose missing
     keys default to the composite's own ``level``, ``t1``, ``t2`` and ``readout_error``.
     """
-    name = _check_choice("noise.name", name, NOISE_MODELS)
+    name = check_choice("noise.name", name, NOISE_MODELS, NoiseError)
     params = _params("noise", level, t1, t2, readout_error)
     if name == "composite":
         if not components:
@@ -336,13 +348,14 @@ def _component(field: str, spec: Mapping[str, Any], defaults: _Params) -> NoiseC
     """One component of a composite model, validated under ``field``."""
     if not isinstance(spec, Mapping):
         raise NoiseError(f"{field}={spec!r} is invalid: must be a mapping with a 'name'")
+    spec = {k: v for k, v in spec.items() if v is not None}  # unset: the composite's value
     unknown = sorted(set(spec) - set(_COMPONENT_KEYS))
     if unknown:
         raise NoiseError(
             f"{field} has unknown keys {', '.join(map(str, unknown))}: "
             f"allowed are {', '.join(_COMPONENT_KEYS)}"
         )
-    name = _check_choice(f"{field}.name", spec.get("name"), NOISE_MODELS[:-1])
+    name = check_choice(f"{field}.name", spec.get("name"), NOISE_MODELS[:-1], NoiseError)
     params = _params(
         field,
         spec.get("level", defaults.level),
@@ -354,9 +367,9 @@ def _component(field: str, spec: Mapping[str, Any], defaults: _Params) -> NoiseC
 
 
 def _params(field: str, level: Any, t1: Any, t2: Any, readout_error: Any) -> _Params:
-    level = _check_probability(f"{field}.level", level)
-    t1 = _check_number(f"{field}.t1", t1)
-    t2 = _check_number(f"{field}.t2", t2)
+    level = check_probability(f"{field}.level", level, NoiseError)
+    t1 = check_number(f"{field}.t1", t1, NoiseError)
+    t2 = check_number(f"{field}.t2", t2, NoiseError)
     if t1 <= 0:
         raise NoiseError(f"{field}.t1={t1} is invalid: T1 must be > 0 seconds")
     if t2 <= 0:
@@ -366,33 +379,5 @@ def _params(field: str, level: Any, t1: Any, t2: Any, readout_error: Any) -> _Pa
             f"{field}.t2={t2} is invalid: T2 must be <= 2*T1 = {2 * t1} ({field}.t1={t1})"
         )
     if readout_error is not None:
-        readout_error = _check_probability(f"{field}.readout_error", readout_error)
+        readout_error = check_probability(f"{field}.readout_error", readout_error, NoiseError)
     return _Params(level, t1, t2, readout_error)
-
-
-def _check_number(field: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-        raise NoiseError(f"{field}={value!r} is invalid: must be a number")
-    if not math.isfinite(value):
-        raise NoiseError(f"{field}={value} is invalid: must be finite")
-    return float(value)
-
-
-def _check_probability(field: str, value: Any) -> float:
-    p = _check_number(field, value)
-    if not 0.0 <= p <= 1.0:
-        raise NoiseError(f"{field}={value} is invalid: a probability must be in [0, 1]")
-    return p
-
-
-def _check_time(field: str, value: Any) -> float:
-    t = _check_number(field, value)
-    if t < 0:
-        raise NoiseError(f"{field}={value} is invalid: a time must be >= 0 seconds")
-    return t
-
-
-def _check_choice(field: str, value: Any, allowed: Sequence[str]) -> str:
-    if value not in allowed:
-        raise NoiseError(f"{field}={value!r} is invalid: must be one of {', '.join(allowed)}")
-    return str(value)

@@ -24,7 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lret_runner.ascii import fmt, metric_lines, number
+from lret_runner.tables import fmt, metric_lines, number
+from lret_runner.tracking.vocabulary import METRICS
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -51,15 +52,8 @@ _MAX_LIST = 6  # list items shown in the config panel before "..."
 _MAX_VALUE_CHARS = 48  # a config value is cut after this many characters
 _MAX_CONFIG_LINES = 30
 
-_METRIC_LABELS = {
-    "simulation_time_seconds": "simulation time (s)",
-    "fidelity": "fidelity",
-    "final_rank": "final rank",
-    "max_rank": "max rank",
-    "memory_used_mb": "memory (MB)",
-    "truncation_error": "truncation error",
-    "trace_distance": "trace distance",
-    "purity": "purity",
+_LABELS = {
+    **{m.key: m.axis_label for m in METRICS},
     "circuit.n_qubits": "qubits",
     "noise.level": "noise level",
 }
@@ -99,7 +93,7 @@ def save(fig: Figure, path: str | Path) -> Path:
 
 
 def _label(key: str) -> str:
-    return _METRIC_LABELS.get(key, key)
+    return _LABELS.get(key, key)
 
 
 def _finished(row: Mapping[str, Any]) -> bool:

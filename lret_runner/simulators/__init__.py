@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
+from lret_runner.errors import ConfigError, MemoryRefusal, SimulationError, check_choice
 from lret_runner.simulators.base import (
-    DTYPES,
     CompiledCircuit,
     Engine,
     EngineOutput,
-    MemoryRefusal,
-    SimulationError,
     available_bytes,
     compile_circuit,
     dense_bytes,
@@ -42,13 +41,12 @@ __all__ = [
 ]
 
 
-def choose_engine(prog: CompiledCircuit, dtype: str = "complex128") -> tuple[str, str]:
+def choose_engine(prog: CompiledCircuit) -> tuple[str, str]:
     """``auto``: an engine for a compiled circuit and why, from n, the noise and free memory."""
     n = prog.n_qubits
-    noisy = any(ins.is_channel for moment in prog.moments for ins in moment)
-    if not noisy:
+    if not prog.noisy:
         return "lret", "noiseless circuit: the state stays pure, LRET keeps rank 1"
-    fits = dense_bytes(n, DTYPES[dtype], FDM_WORKING_FACTOR) <= available_bytes()
+    fits = dense_bytes(n, prog.dtype, FDM_WORKING_FACTOR) <= available_bytes()
     if n <= AUTO_FDM_MAX_QUBITS and fits:
         return "fdm", f"n={n} <= {AUTO_FDM_MAX_QUBITS}: the exact density matrix is cheap"
     if not fits:
@@ -57,7 +55,9 @@ def choose_engine(prog: CompiledCircuit, dtype: str = "complex128") -> tuple[str
 
 
 def make_engine(name: str, **params: Any) -> Engine:
-    """An engine by name with its keyword parameters (``auto`` is resolved by the caller)."""
-    if name not in ENGINES:
-        raise ValueError(f"simulator={name!r} is unknown: choose one of {(*ENGINES, 'auto')}")
-    return ENGINES[name](**params)
+    """An engine by name with the keyword parameters its constructor takes (others, such as
+    the lret keys ``auto`` carries to an fdm run, are dropped; ``auto`` is resolved by the
+    caller)."""
+    engine = ENGINES[check_choice("simulator.name", name, tuple(ENGINES), ConfigError)]
+    accepted = inspect.signature(engine).parameters
+    return engine(**{k: v for k, v in params.items() if k in accepted})

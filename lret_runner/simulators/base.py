@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from lret_runner.errors import ConfigError, MemoryRefusal, SimulationError, check_choice
 from lret_runner.metrics import State
 
 if TYPE_CHECKING:
@@ -27,14 +28,6 @@ ProgressCallback = Callable[[int, int], None]
 It may raise (a timeout, a cancellation) to stop the engine between moments."""
 
 DTYPES = {"complex128": np.complex128, "complex64": np.complex64}
-
-
-class SimulationError(RuntimeError):
-    """A circuit the engines cannot simulate (non-terminal measurement, unknown op)."""
-
-
-class MemoryRefusal(SimulationError):
-    """The engine's state would not fit in the memory that is free; nothing was allocated."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +46,13 @@ class CompiledCircuit:
     n_qubits: int
     moments: tuple[tuple[Instruction, ...], ...]
     measured: tuple[int, ...]  # qubits measured at the end (Cirq's order), may be empty
+    circuit: cirq.Circuit  # the circuit it was compiled from
+    qubits: tuple[cirq.Qid, ...]  # its qubit order
+    dtype: type  # of the matrices
+
+    @property
+    def noisy(self) -> bool:
+        return any(ins.is_channel for moment in self.moments for ins in moment)
 
 
 def compile_circuit(
@@ -96,7 +96,9 @@ def compile_circuit(
                     f"moment {m_index}: {op!r} has neither a unitary nor Kraus operators"
                 )
         moments.append(tuple(instructions))
-    return CompiledCircuit(len(order), tuple(moments), tuple(measured))
+    return CompiledCircuit(
+        len(order), tuple(moments), tuple(measured), circuit, tuple(order), dtype
+    )
 
 
 @dataclass
@@ -119,25 +121,37 @@ class Engine(ABC):
 
     name: str
 
+    dtype: type
+
     def run(
         self,
-        circuit: cirq.Circuit,
+        circuit: cirq.Circuit | CompiledCircuit,
         *,
         qubits: Sequence[cirq.Qid] | None = None,
         progress: ProgressCallback | None = None,
     ) -> EngineOutput:
+        """Simulate a noisy circuit, or one already compiled (then it is not compiled again
+        unless its qubit order or dtype differ from what is asked)."""
+        if isinstance(circuit, CompiledCircuit):
+            same = qubits is None or tuple(qubits) == circuit.qubits
+            if same and circuit.dtype == self.dtype:
+                prog = circuit
+            else:
+                prog = compile_circuit(circuit.circuit, qubits or circuit.qubits, self.dtype)
+        else:
+            prog = compile_circuit(circuit, qubits, self.dtype)
         start = time.perf_counter()
-        out = self._run(circuit, qubits, progress or (lambda done, total: None))
+        out = self._run(prog, progress or (lambda done, total: None))
         out.simulation_time_seconds = time.perf_counter() - start
         return out
 
     @abstractmethod
-    def _run(
-        self,
-        circuit: cirq.Circuit,
-        qubits: Sequence[cirq.Qid] | None,
-        progress: ProgressCallback,
-    ) -> EngineOutput: ...
+    def _run(self, prog: CompiledCircuit, progress: ProgressCallback) -> EngineOutput: ...
+
+
+def check_dtype(dtype: str) -> type:
+    """The numpy type of ``backend.dtype``, or a :class:`ConfigError` naming it."""
+    return DTYPES[check_choice("backend.dtype", dtype, tuple(DTYPES), ConfigError)]
 
 
 def dense_bytes(n_qubits: int, dtype: type, working_factor: float) -> float:

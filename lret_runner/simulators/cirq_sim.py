@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from lret_runner.metrics import Dense, rank
 from lret_runner.simulators.base import (
-    DTYPES,
+    CompiledCircuit,
     Engine,
     EngineOutput,
     ProgressCallback,
     check_dense_memory,
-    compile_circuit,
+    check_dtype,
 )
 from lret_runner.simulators.fdm import RANK_MAX_QUBITS
-
-if TYPE_CHECKING:
-    import cirq
 
 # Cirq keeps rho, a buffer of the same size and a scratch copy per Kraus operator
 WORKING_FACTOR = 4.0
@@ -32,23 +26,13 @@ class CirqSimulator(Engine):
     name = "cirq"
 
     def __init__(self, *, dtype: str = "complex128", seed: int | None = None) -> None:
-        if dtype not in DTYPES:
-            raise ValueError(f"backend.dtype={dtype!r} is invalid: choose one of {tuple(DTYPES)}")
-        self.dtype = DTYPES[dtype]
+        self.dtype = check_dtype(dtype)
         self.seed = seed
 
-    def _run(
-        self,
-        circuit: cirq.Circuit,
-        qubits: Sequence[cirq.Qid] | None,
-        progress: ProgressCallback,
-    ) -> EngineOutput:
+    def _run(self, prog: CompiledCircuit, progress: ProgressCallback) -> EngineOutput:
         import cirq
 
-        order = list(qubits) if qubits is not None else sorted(circuit.all_qubits())
-        compile_circuit(
-            circuit, order
-        )  # same validation as the other engines (terminal measurements)
+        order, circuit = list(prog.qubits), prog.circuit  # compiled: measurements are terminal
         check_dense_memory(self.name, len(order), self.dtype, WORKING_FACTOR)
         unmeasured = cirq.Circuit(
             cirq.Moment(op for op in moment if not cirq.is_measurement(op)) for moment in circuit

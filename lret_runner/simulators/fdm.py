@@ -10,22 +10,17 @@ into one superoperator first (a gate and the noise after it cost one pass over r
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from lret_runner.metrics import Dense, apply_local, rank
 from lret_runner.simulators.base import (
-    DTYPES,
+    CompiledCircuit,
     Engine,
     EngineOutput,
     ProgressCallback,
     check_dense_memory,
-    compile_circuit,
+    check_dtype,
 )
-
-if TYPE_CHECKING:
-    import cirq
 
 # rho, the contraction's output and numpy's transposed operand live at once
 WORKING_FACTOR = 3.0
@@ -90,17 +85,9 @@ class FdmSimulator(Engine):
     name = "fdm"
 
     def __init__(self, *, dtype: str = "complex128") -> None:
-        if dtype not in DTYPES:
-            raise ValueError(f"backend.dtype={dtype!r} is invalid: choose one of {tuple(DTYPES)}")
-        self.dtype = DTYPES[dtype]
+        self.dtype = check_dtype(dtype)
 
-    def _run(
-        self,
-        circuit: cirq.Circuit,
-        qubits: Sequence[cirq.Qid] | None,
-        progress: ProgressCallback,
-    ) -> EngineOutput:
-        prog = compile_circuit(circuit, qubits, self.dtype)
+    def _run(self, prog: CompiledCircuit, progress: ProgressCallback) -> EngineOutput:
         n = prog.n_qubits
         check_dense_memory(self.name, n, self.dtype, WORKING_FACTOR)
         rho = np.zeros((2,) * (2 * n), dtype=self.dtype)

@@ -23,13 +23,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.linalg
 
+from lret_runner.errors import check_choice, check_range
 from lret_runner.metrics import LowRank, apply_local
 from lret_runner.simulators.base import (
-    DTYPES,
+    CompiledCircuit,
     Engine,
     EngineOutput,
     ProgressCallback,
-    compile_circuit,
+    check_dtype,
 )
 
 if TYPE_CHECKING:
@@ -80,33 +81,17 @@ class LretSimulator(Engine):
         rank_bound: int = 64,
         dtype: str = "complex128",
     ) -> None:
-        if not 0.0 <= rank_threshold < 1.0:
-            raise ValueError(
-                f"simulator.rank_threshold={rank_threshold} is invalid: must be in [0, 1)"
-            )
-        if max_rank is not None and max_rank < 1:
-            raise ValueError(f"simulator.max_rank={max_rank} is invalid: must be >= 1 or null")
-        if truncation not in SCHEDULES:
-            raise ValueError(
-                f"simulator.truncation={truncation!r} is invalid: choose one of {SCHEDULES}"
-            )
-        if rank_bound < 1:
-            raise ValueError(f"simulator.rank_bound={rank_bound} is invalid: must be >= 1")
-        if dtype not in DTYPES:
-            raise ValueError(f"backend.dtype={dtype!r} is invalid: choose one of {tuple(DTYPES)}")
-        self.rank_threshold = rank_threshold
+        self.rank_threshold = float(
+            check_range("simulator.rank_threshold", rank_threshold, 0, 1, open_high=True)
+        )
+        if max_rank is not None:
+            check_range("simulator.max_rank", max_rank, 1, integer=True, what="must be null or")
         self.max_rank = max_rank
-        self.truncation = truncation
-        self.rank_bound = rank_bound
-        self.dtype = DTYPES[dtype]
+        self.truncation = check_choice("simulator.truncation", truncation, SCHEDULES)
+        self.rank_bound = check_range("simulator.rank_bound", rank_bound, 1, integer=True)
+        self.dtype = check_dtype(dtype)
 
-    def _run(
-        self,
-        circuit: cirq.Circuit,
-        qubits: Sequence[cirq.Qid] | None,
-        progress: ProgressCallback,
-    ) -> EngineOutput:
-        prog = compile_circuit(circuit, qubits, self.dtype)
+    def _run(self, prog: CompiledCircuit, progress: ProgressCallback) -> EngineOutput:
         n = prog.n_qubits
         dim = 2**n
         factor = np.zeros((2,) * n + (1,), dtype=self.dtype)

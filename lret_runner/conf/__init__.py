@@ -1,0 +1,1 @@
+"""The config tree (Hydra searches it as ``pkg://lret_runner.conf``)."""

@@ -1,0 +1,75 @@
+"""The config: schemas in Hydra's ConfigStore, resolvers, and what of a config a run records.
+
+``result_config(cfg)`` is the part of a config that determines a run's result: the
+chosen circuit, noise, simulator and backend options with their keys, and the run
+keys that shape the record. It is what a run logs as MLflow params and what
+``config_hash`` (the key of ``sweep.resume``) hashes; session, tags, tracking, sweep
+and the keys that only change how a run is watched (quiet, timeout, threads) are not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from lret_runner.config.schemas import OPTIONS, LretRunnerConfig
+from lret_runner.errors import check_choice
+
+CONF_PACKAGE = "lret_runner.conf"  # the config tree, shipped inside the package
+DATA_DIR = Path(__file__).resolve().parents[1] / "data"
+DEPTH_RULES = ("linear", "quadratic", "constant")
+# keys that do not change a run's result
+_NOT_RESULT = {"run": ("quiet", "timeout_seconds"), "backend": ("threads",)}
+_RESULT_SECTIONS = ("circuit", "noise", "simulator", "backend", "run")
+
+
+def register_configs() -> None:
+    """Put the schemas in Hydra's ConfigStore (the YAML options extend them) and the resolvers."""
+    from hydra.core.config_store import ConfigStore
+
+    OmegaConf.register_resolver("lret_data", data_file, replace=True)
+    OmegaConf.register_resolver("lret_depth", depth_rule, replace=True)
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=LretRunnerConfig)
+    for group, options in OPTIONS.items():
+        for option, schema in options.items():
+            cs.store(group=group, name=f"{option}_schema", node=schema)
+
+
+def data_file(name: str) -> str:
+    """``${lret_data:NAME}``: the path of a file shipped in ``lret_runner/data``."""
+    return str(DATA_DIR / name)
+
+
+def depth_rule(rule: str, n_qubits: int, constant: int = 10) -> int:
+    """``${lret_depth:RULE,N,CONSTANT}``: circuit depth from the qubit count (scaling sweeps)."""
+    rule = check_choice("sweep.depth_rule", rule, DEPTH_RULES)
+    return {"linear": 2 * n_qubits, "quadratic": n_qubits**2, "constant": constant}[rule]
+
+
+def plain(node: Any) -> Any:
+    """A config node as plain Python data (resolved)."""
+    if isinstance(node, DictConfig):
+        return OmegaConf.to_container(node, resolve=True)
+    return node
+
+
+def result_config(cfg: Any) -> dict[str, Any]:
+    """What of ``cfg`` determines the result (see the module docstring)."""
+    out = {}
+    for section in _RESULT_SECTIONS:
+        data = dict(plain(cfg[section]))
+        for key in _NOT_RESULT.get(section, ()):
+            data.pop(key, None)
+        out[section] = data
+    return out
+
+
+def config_hash(cfg: Any) -> str:
+    """A stable hash of :func:`result_config`."""
+    text = json.dumps(result_config(cfg), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,302 @@
+"""Config schemas: one dataclass per option of every group, registered in Hydra's ConfigStore.
+
+Each YAML option in ``conf/<group>/`` extends its schema (``defaults: [<option>_schema]``),
+so a key that does not belong to the chosen option, a typo or a wrong type fails at
+composition with the key's name. Ranges are checked later, when the run is prepared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING
+
+
+# ---------------------------------------------------------------- circuit/
+# the keys of each option are exactly its builder's parameters (lret_runner.circuits)
+@dataclass
+class RandomCircuitConfig:
+    name: str = "random"
+    n_qubits: int = 4  # number of qubits
+    depth: int = 10  # moments: single-qubit moments alternating with a two-qubit brickwork
+    seed: int = 0  # seed of the gate and angle choices
+    measure: bool = True  # append a terminal measurement of every qubit
+    single_qubit_gates: list[str] = field(
+        default_factory=lambda: ["h", "x", "y", "z", "s", "t", "rx", "ry", "rz"]
+    )  # pool for the single-qubit moments
+    two_qubit_gates: list[str] = field(
+        default_factory=lambda: ["cnot", "cz", "iswap"]
+    )  # pool for the brickwork moments
+
+
+@dataclass
+class GhzCircuitConfig:
+    name: str = "ghz"
+    n_qubits: int = 4  # number of qubits
+    measure: bool = True  # append a terminal measurement of every qubit
+
+
+@dataclass
+class QftCircuitConfig:
+    name: str = "qft"
+    n_qubits: int = 4  # number of qubits
+    measure: bool = True  # append a terminal measurement of every qubit
+    final_swaps: bool = True  # include the bit-reversal swaps
+    input_state: int = 0  # basis state prepared before the QFT (qubit 0 = most significant bit)
+
+
+@dataclass
+class QaoaCircuitConfig:
+    name: str = "qaoa"
+    n_qubits: int = 4  # number of qubits (graph vertices)
+    measure: bool = True  # append a terminal measurement of every qubit
+    seed: int = 0  # seed of the random graph and of unset angles
+    p: int = 1  # QAOA layers
+    graph: str = "ring"  # MaxCut graph: ring or random
+    edge_probability: float = 0.5  # random graph: probability of each edge
+    gammas: list[float] | None = None  # cost angles per layer (null: seeded)
+    betas: list[float] | None = None  # mixer angles per layer (null: seeded)
+
+
+@dataclass
+class VqeCircuitConfig:
+    name: str = "vqe"
+    n_qubits: int = 4  # number of qubits
+    depth: int = 2  # ansatz layers (RY, RZ, CNOT chain)
+    seed: int = 0  # seed of the angles
+    measure: bool = True  # append a terminal measurement of every qubit
+
+
+@dataclass
+class GroverCircuitConfig:
+    name: str = "grover"
+    n_qubits: int = 3  # number of qubits
+    measure: bool = True  # append a terminal measurement of every qubit
+    seed: int = 0  # seed of the marked bitstring when it is not given
+    marked: str | None = None  # marked bitstring (null: seeded)
+    iterations: int | None = None  # null: the optimal floor(pi/4 sqrt(2^n))
+
+
+@dataclass
+class QasmCircuitConfig:
+    name: str = "qasm"
+    path: str = MISSING  # OpenQASM 2.0 file (relative paths: from where you launch)
+    measure: bool = True  # measure every qubit at the end if the file measures nothing
+
+
+# ---------------------------------------------------------------- noise/
+@dataclass
+class NoNoiseConfig:
+    name: str = "none"
+
+
+@dataclass
+class ChannelNoiseConfig:
+    """A one-parameter channel after every gate or every moment."""
+
+    name: str = MISSING  # depolarizing amplitude_damping phase_damping bit_flip phase_flip
+    level: float = 0.001  # the channel's probability
+    # gate: after every gate on its qubits; moment: after every moment on every qubit
+    placement: str = "gate"
+
+
+@dataclass
+class DepolarizingNoiseConfig(ChannelNoiseConfig):
+    name: str = "depolarizing"
+
+
+@dataclass
+class AmplitudeDampingNoiseConfig(ChannelNoiseConfig):
+    name: str = "amplitude_damping"
+
+
+@dataclass
+class PhaseDampingNoiseConfig(ChannelNoiseConfig):
+    name: str = "phase_damping"
+
+
+@dataclass
+class BitFlipNoiseConfig(ChannelNoiseConfig):
+    name: str = "bit_flip"
+
+
+@dataclass
+class PhaseFlipNoiseConfig(ChannelNoiseConfig):
+    name: str = "phase_flip"
+
+
+@dataclass
+class ThermalNoiseConfig:
+    name: str = "thermal"
+    placement: str = "gate"  # gate: after every gate; moment: every qubit after every moment
+    t1: float = 50e-6  # T1 in seconds
+    t2: float = 70e-6  # T2 in seconds (<= 2 T1)
+    gate_time_1q: float = 25e-9  # one-qubit gate duration in seconds
+    gate_time_2q: float = 50e-9  # two-qubit gate duration in seconds
+
+
+@dataclass
+class ReadoutNoiseConfig:
+    name: str = "readout"
+    readout_error: float = 0.02  # bit-flip probability just before each measurement
+
+
+@dataclass
+class NoiseComponentConfig:
+    """One model stacked by ``composite``; unset keys take the composite's values."""
+
+    name: str = MISSING  # any model but composite
+    level: float | None = None  # the channel's probability
+    t1: float | None = None  # thermal: T1 in seconds
+    t2: float | None = None  # thermal: T2 in seconds
+    readout_error: float | None = None  # readout: bit-flip probability
+
+
+@dataclass
+class CompositeNoiseConfig:
+    name: str = "composite"
+    components: list[NoiseComponentConfig] = field(default_factory=list)  # stacked in order
+    placement: str = "gate"  # for every component
+    level: float = 0.0  # default level of the components
+    t1: float = 50e-6  # default T1 of thermal components (seconds)
+    t2: float = 70e-6  # default T2 of thermal components (seconds)
+    gate_time_1q: float = 25e-9  # one-qubit gate duration (seconds)
+    gate_time_2q: float = 50e-9  # two-qubit gate duration (seconds)
+    readout_error: float | None = None  # default readout error (null: level)
+
+
+# ---------------------------------------------------------------- simulator/
+@dataclass
+class LretSimulatorConfig:
+    name: str = "lret"
+    rank_threshold: float = 1e-4  # trace weight one truncation may discard (0 = exact)
+    max_rank: int | None = None  # cap on the rank after a truncation (null: none)
+    truncation: str = "channel"  # truncate after every channel, every moment, or at rank_bound
+    rank_bound: int = 64  # the rank that triggers truncation when truncation=rank
+
+
+@dataclass
+class AutoSimulatorConfig(LretSimulatorConfig):
+    """``auto`` carries the lret keys: they apply when it picks lret."""
+
+    name: str = "auto"
+
+
+@dataclass
+class FdmSimulatorConfig:
+    name: str = "fdm"
+
+
+@dataclass
+class CirqSimulatorConfig:
+    name: str = "cirq"
+
+
+# ---------------------------------------------------------------- backend/ cloud/ tracking/
+@dataclass
+class CpuBackendConfig:
+    name: str = "cpu"  # where the linear algebra runs (an accelerator would be another option)
+    dtype: str = "complex128"  # complex128 or complex64
+    threads: int | None = None  # BLAS threads (null: the library's default)
+
+
+@dataclass
+class LocalCloudConfig:
+    name: str = "local"  # where the job runs
+
+
+@dataclass
+class MlflowTrackingConfig:
+    name: str = "mlflow"
+    # null: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlruns/mlflow.db
+    tracking_uri: str | None = None
+    artifact_location: str | None = None  # null: <store dir>/artifacts for a SQLite store
+    log_plots: bool = True  # histogram and summary PNGs as artifacts
+
+
+@dataclass
+class NoTrackingConfig:
+    name: str = "none"
+    log_plots: bool = False  # histogram and summary PNGs in the output directory
+
+
+# ---------------------------------------------------------------- top level
+@dataclass
+class RunConfig:
+    shots: int = 1024  # samples drawn from the final diagonal (0: no counts)
+    seed: int = 0  # sampling seed
+    compare_to_exact: bool = True  # fidelity and trace distance vs fdm when affordable
+    exact_max_qubits: int = 12  # largest n for the exact comparison
+    observables: list[str] = field(default_factory=list)  # Pauli strings, e.g. [ZZII, XIIX]
+    save_probabilities: bool = False  # store the 2^n probabilities (n <= 16)
+    timeout_seconds: float | None = None  # stop the simulation after this long (null: never)
+    quiet: bool = False  # no progress bar and no terminal summary
+
+
+@dataclass
+class SessionConfig:
+    name: str = "default"  # the MLflow experiment the run goes to
+    description: str = ""  # stored on the experiment when it is created
+
+
+@dataclass
+class LineageConfig:
+    parent: str | None = None  # MLflow run id this run derives from (must exist)
+
+
+@dataclass
+class SweepConfig:
+    resume: bool = False  # skip jobs whose config already has a FINISHED run in the session
+    # scaling preset: depth from n: linear (2n), quadratic (n^2), constant
+    depth_rule: str = "linear"
+    depth_constant: int = 10  # the depth of the constant rule
+
+
+@dataclass
+class LretRunnerConfig:
+    circuit: Any = MISSING
+    noise: Any = MISSING
+    simulator: Any = MISSING
+    backend: Any = MISSING
+    cloud: Any = MISSING
+    tracking: Any = MISSING
+    run: RunConfig = field(default_factory=RunConfig)
+    session: SessionConfig = field(default_factory=SessionConfig)
+    lineage: LineageConfig = field(default_factory=LineageConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    tags: dict[str, str] = field(default_factory=dict)  # extra MLflow tags
+
+
+# group -> option -> schema; conf/<group>/<option>.yaml extends "<option>_schema"
+OPTIONS: dict[str, dict[str, type]] = {
+    "circuit": {
+        "random": RandomCircuitConfig,
+        "ghz": GhzCircuitConfig,
+        "qft": QftCircuitConfig,
+        "qaoa": QaoaCircuitConfig,
+        "vqe": VqeCircuitConfig,
+        "grover": GroverCircuitConfig,
+        "qasm": QasmCircuitConfig,
+    },
+    "noise": {
+        "none": NoNoiseConfig,
+        "depolarizing": DepolarizingNoiseConfig,
+        "amplitude_damping": AmplitudeDampingNoiseConfig,
+        "phase_damping": PhaseDampingNoiseConfig,
+        "bit_flip": BitFlipNoiseConfig,
+        "phase_flip": PhaseFlipNoiseConfig,
+        "thermal": ThermalNoiseConfig,
+        "readout": ReadoutNoiseConfig,
+        "composite": CompositeNoiseConfig,
+    },
+    "simulator": {
+        "lret": LretSimulatorConfig,
+        "fdm": FdmSimulatorConfig,
+        "cirq": CirqSimulatorConfig,
+        "auto": AutoSimulatorConfig,
+    },
+    "backend": {"cpu": CpuBackendConfig},
+    "cloud": {"local": LocalCloudConfig},
+    "tracking": {"mlflow": MlflowTrackingConfig, "none": NoTrackingConfig},
+}

@@ -1,0 +1,156 @@
+"""Sessions: an MLflow experiment per ``session.name``, its state in the experiment's tags.
+
+A session is open, closed (runs into it are refused until resumed) or expired (open,
+with an idle timeout that has passed since the last run or resume).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from lret_runner.errors import SessionError
+from lret_runner.tracking import vocabulary as V
+from lret_runner.tracking.store import store_lock
+
+NAME_MAX_CHARS = 500  # MLflow's limit on an experiment name
+
+
+@dataclass
+class SessionInfo:
+    """A session's state."""
+
+    name: str
+    id: str  # the MLflow experiment id
+    status: str  # open, closed or expired
+    description: str
+    timeout_hours: float | None  # idle hours before it expires (None: never)
+    last_access: str | None  # ISO time of the last run or resume
+    created: str | None  # ISO time
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def now_iso() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def iso_from_ms(ms: int | None) -> str | None:
+    if not ms:
+        return None
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds")
+
+
+def session_info(exp: Any) -> SessionInfo:
+    """Session state from an MLflow experiment's tags (closed wins over expired)."""
+    from datetime import UTC, datetime, timedelta
+
+    tags = exp.tags or {}
+    status = tags.get(V.SESSION_STATUS, "open")
+    timeout = tags.get(V.SESSION_TIMEOUT)
+    last = tags.get(V.SESSION_ACCESS)
+    if status == "open" and timeout and last:
+        if datetime.fromisoformat(last) + timedelta(hours=float(timeout)) < datetime.now(UTC):
+            status = "expired"
+    return SessionInfo(
+        name=exp.name,
+        id=str(exp.experiment_id),
+        status=status,
+        description=tags.get(V.SESSION_DESCRIPTION, ""),
+        timeout_hours=float(timeout) if timeout else None,
+        last_access=last,
+        created=iso_from_ms(exp.creation_time),
+    )
+
+
+def check_name(name: Any) -> str:
+    """A usable session name, else a :class:`SessionError` naming ``session.name``."""
+    if not isinstance(name, str) or not name.strip():
+        raise SessionError(f"session.name={name!r} is invalid: must be a non-empty name")
+    if len(name) > NAME_MAX_CHARS:
+        raise SessionError(
+            f"session.name ({len(name)} characters) is invalid: at most {NAME_MAX_CHARS}"
+        )
+    return name
+
+
+class Sessions:
+    """Session operations on one store (``client`` is a :class:`RetryingClient`)."""
+
+    def __init__(self, client: Any, uri: str, artifact_location: str | None) -> None:
+        self.client, self.uri, self.artifact_location = client, uri, artifact_location
+
+    def ensure(self, name: str, description: str = "", timeout_hours: float | None = None) -> str:
+        """The session's experiment id, creating it (open, with its description) on first use."""
+        check_name(name)
+        exp = self.client.get_experiment_by_name(name)
+        if exp is not None:
+            return str(exp.experiment_id)
+        with store_lock(self.uri):  # parallel jobs would race to create it
+            exp = self.client.get_experiment_by_name(name)
+            if exp is not None:
+                return str(exp.experiment_id)
+            tags = {
+                V.SESSION_DESCRIPTION: description,
+                V.SESSION_STATUS: "open",
+                V.SESSION_ACCESS: now_iso(),
+            }
+            if timeout_hours is not None:
+                tags[V.SESSION_TIMEOUT] = str(timeout_hours)
+            return str(
+                self.client.create_experiment(
+                    name, artifact_location=self.artifact_location, tags=tags
+                )
+            )
+
+    def create(self, name: str, description: str = "", timeout_hours: float | None = None) -> str:
+        if self.client.get_experiment_by_name(check_name(name)) is not None:
+            raise SessionError(f"session {name!r} already exists")
+        return self.ensure(name, description, timeout_hours)
+
+    def get(self, name: str) -> SessionInfo:
+        exp = self.client.get_experiment_by_name(name)
+        if exp is None:
+            raise SessionError(f"session {name!r} does not exist")
+        return session_info(exp)
+
+    def all(self, include_all: bool = False) -> list[SessionInfo]:
+        """Every session (MLflow experiment), open ones only unless ``include_all``."""
+        from mlflow.entities import ViewType
+
+        out, token = [], None
+        while True:
+            page = self.client.search_experiments(
+                view_type=ViewType.ACTIVE_ONLY, max_results=1000, page_token=token
+            )
+            out += [session_info(e) for e in page]
+            token = page.token
+            if not token:
+                break
+        return [s for s in out if include_all or s.status == "open"]
+
+    def set_status(self, name: str, status: str) -> SessionInfo:
+        """Close a session, or reopen it (``open`` also restarts its idle clock)."""
+        info = self.get(name)
+        self.client.set_experiment_tag(info.id, V.SESSION_STATUS, status)
+        self.client.set_experiment_tag(info.id, V.SESSION_ACCESS, now_iso())
+        return self.get(name)
+
+    def open(self, name: str, description: str = "") -> str:
+        """The experiment id a run may write to: created if new, refused if closed or expired."""
+        experiment_id = self.ensure(name, description)
+        info = session_info(self.client.get_experiment(experiment_id))
+        if info.status != "open":
+            raise SessionError(
+                f"session {name!r} is {info.status}: runs into it are refused. "
+                f"Reopen it with `lret-runner sessions resume {name}` "
+                "or choose another session.name"
+            )
+        self.client.set_experiment_tag(experiment_id, V.SESSION_ACCESS, now_iso())
+        return experiment_id

@@ -1,0 +1,237 @@
+"""Trackers: where a run records itself. :class:`MlflowTracker` writes to an MLflow store,
+:class:`NullTracker` (``tracking=none``) records nothing and creates nothing; both
+implement :class:`Tracker`, so callers never ask which one they hold.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+from lret_runner.errors import ConfigError, TrackingError
+from lret_runner.tracking import vocabulary as V
+from lret_runner.tracking.queries import Queries, RunSummary
+from lret_runner.tracking.sessions import Sessions
+from lret_runner.tracking.store import connect, default_artifact_location, default_uri
+
+PARAM_MAX_CHARS = 6000  # MLflow's limit on a param value
+
+
+class Tracker(Protocol):
+    """What a run and a batch need from where they are recorded."""
+
+    def start_run(
+        self,
+        session: str,
+        description: str = "",
+        run_name: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> str: ...
+
+    def log_config(self, run_id: str, config: dict[str, Any]) -> None: ...
+
+    def log_metrics(
+        self, run_id: str, metrics: Mapping[str, float | None], step: int = 0
+    ) -> None: ...
+
+    def log_rank_history(self, run_id: str, history: Iterable[int]) -> None: ...
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None: ...
+
+    def log_artifacts(
+        self, run_id: str, paths: Iterable[Path], artifact_path: str | None = None
+    ) -> None: ...
+
+    def end_run(self, run_id: str, status: str) -> None: ...
+
+    def require_run(self, run_id: str, key: str) -> None:
+        """Raise a user error naming ``key`` unless the run exists."""
+
+    def finished_run(self, session: str, config_hash: str) -> RunSummary | None: ...
+
+    def batch_children(self, parent_run_id: str) -> list[RunSummary]: ...
+
+    def refresh_counts(self, parent_run_id: str) -> dict[str, int]: ...
+
+    def where(self, run_id: str, session: str) -> str:
+        """One line saying where the run is recorded."""
+
+
+class NullTracker:
+    """``tracking=none``: a generated run id, nothing written."""
+
+    def start_run(self, session: str, description: str = "", **_: Any) -> str:
+        return uuid.uuid4().hex
+
+    def log_config(self, run_id: str, config: dict[str, Any]) -> None: ...
+
+    def log_metrics(
+        self, run_id: str, metrics: Mapping[str, float | None], step: int = 0
+    ) -> None: ...
+
+    def log_rank_history(self, run_id: str, history: Iterable[int]) -> None: ...
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None: ...
+
+    def log_artifacts(
+        self, run_id: str, paths: Iterable[Path], artifact_path: str | None = None
+    ) -> None: ...
+
+    def end_run(self, run_id: str, status: str) -> None: ...
+
+    def require_run(self, run_id: str, key: str) -> None:
+        raise ConfigError(
+            f"{key}={run_id} is invalid with tracking=none: runs are not recorded, "
+            "so there is nothing to refer to; use tracking=mlflow"
+        )
+
+    def finished_run(self, session: str, config_hash: str) -> RunSummary | None:
+        return None
+
+    def batch_children(self, parent_run_id: str) -> list[RunSummary]:
+        return []
+
+    def refresh_counts(self, parent_run_id: str) -> dict[str, int]:
+        return dict.fromkeys(V.BATCH_COUNTS, 0)
+
+    def where(self, run_id: str, session: str) -> str:
+        return "tracking=none: not recorded"
+
+
+class MlflowTracker:
+    """Writes runs through ``MlflowClient`` (no global fluent state, safe in any process)."""
+
+    def __init__(self, uri: str | None = None, artifact_location: str | None = None) -> None:
+        self.uri = uri or default_uri()
+        self.artifact_location = artifact_location or default_artifact_location(self.uri)
+        self._client: Any = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (into launcher workers) without the client; each process opens its own."""
+        return {**self.__dict__, "_client": None}
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = connect(self.uri)
+        return self._client
+
+    @property
+    def sessions(self) -> Sessions:
+        return Sessions(self.client, self.uri, self.artifact_location)
+
+    @property
+    def queries(self) -> Queries:
+        return Queries(self.client, self.uri)
+
+    def start_run(
+        self,
+        session: str,
+        description: str = "",
+        run_name: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> str:
+        experiment_id = self.sessions.open(session, description)
+        run = self.client.create_run(
+            experiment_id,
+            run_name=run_name,
+            tags={k: str(v) for k, v in (tags or {}).items() if v is not None},
+        )
+        return str(run.info.run_id)
+
+    def log_config(self, run_id: str, config: dict[str, Any]) -> None:
+        """The config as flat params (strings, for MLflow's UI and filters) and as typed tags."""
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:PARAM_MAX_CHARS]) for k, v in V.flatten(config).items()]
+        for i in range(0, len(items), 100):  # MLflow's batch limit
+            self.client.log_batch(run_id, params=items[i : i + 100])
+        self.set_tags(run_id, V.config_tags(config))
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float | None], step: int = 0) -> None:
+        from mlflow.entities import Metric
+
+        now = _now_ms()
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
+        self._log_metric_batches(run_id, items)
+
+    def log_rank_history(self, run_id: str, history: Iterable[int]) -> None:
+        """The rank after every moment as the stepped metric ``rank`` (step = moment)."""
+        from mlflow.entities import Metric
+
+        now = _now_ms()
+        self._log_metric_batches(
+            run_id,
+            [Metric(V.RANK_METRIC, float(r), now, step) for step, r in enumerate(history, start=1)],
+        )
+
+    def _log_metric_batches(self, run_id: str, items: list[Any]) -> None:
+        for i in range(0, len(items), 1000):
+            self.client.log_batch(run_id, metrics=items[i : i + 1000])
+
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, str(v)[: V.TAG_MAX_CHARS]) for k, v in tags.items() if v is not None]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(run_id, tags=items[i : i + 100])
+
+    def log_artifacts(
+        self, run_id: str, paths: Iterable[Path], artifact_path: str | None = None
+    ) -> None:
+        for path in paths:
+            self.client.log_artifact(run_id, str(path), artifact_path)
+
+    def end_run(self, run_id: str, status: str) -> None:
+        self.client.set_terminated(run_id, status=status)
+
+    def require_run(self, run_id: str, key: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_run(run_id)
+        except MlflowException:
+            raise TrackingError(
+                f"{key}={run_id} is invalid: no such run in the tracking store {self.uri}"
+            ) from None
+
+    def finished_run(self, session: str, config_hash: str) -> RunSummary | None:
+        return self.queries.finished_run(session, config_hash)
+
+    def batch_children(self, parent_run_id: str) -> list[RunSummary]:
+        return self.queries.batch_children(parent_run_id)
+
+    def refresh_counts(self, parent_run_id: str) -> dict[str, int]:
+        """Recount the batch's children by status and log the counts on the parent.
+
+        Counting (instead of incrementing) makes concurrent jobs safe: each logs what it
+        saw with step = jobs done, and MLflow's latest value is the one of the largest step.
+        """
+        statuses = [r.status for r in self.batch_children(parent_run_id)]
+        parent = self.client.get_run(parent_run_id)
+        counts = {
+            "completed": statuses.count("FINISHED"),
+            "failed": statuses.count("FAILED"),
+            "killed": statuses.count("KILLED"),
+            "skipped": sum(1 for k in parent.data.tags if k.startswith(V.SKIPPED_TAG)),
+        }
+        self.log_metrics(parent_run_id, counts, step=sum(counts.values()))
+        return counts
+
+    def where(self, run_id: str, session: str) -> str:
+        return f"MLflow run {run_id} in session '{session}' at {self.uri}"
+
+
+def _now_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
+
+
+def make_tracker(tracking_cfg: Any) -> Tracker:
+    """The tracker a ``tracking`` config section asks for."""
+    if tracking_cfg.name == "none":
+        return NullTracker()
+    return MlflowTracker(tracking_cfg.tracking_uri, tracking_cfg.artifact_location)
