@@ -118,9 +118,10 @@ class Prepared:
 def prepare(cfg: Any) -> Prepared:
     """Validate ``cfg`` and build everything its run needs (see the module docstring)."""
     from lret_runner.circuits import build_circuit
-    from lret_runner.config import plain
+    from lret_runner.config import check_option_names, plain
     from lret_runner.noise import add_noise, build_noise_model
 
+    check_option_names(cfg)
     run = cfg.run
     check_range("run.shots", run.shots, 0, integer=True)
     check_range("run.exact_max_qubits", run.exact_max_qubits, 1, EXACT_MAX_QUBITS_LIMIT)
@@ -379,15 +380,19 @@ def _start(
 ) -> tuple[str, list[Path], str]:
     """Write config.yaml, start the run with its tags and log its config."""
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
     from lret_runner.config import result_config
     from lret_runner.tracking.sessions import now_iso
 
     output_dir.mkdir(parents=True, exist_ok=True)
     started = now_iso()
+    try:
+        config: dict[str, Any] | None = result_config(cfg)
+    except (UserError, OmegaConfBaseException):  # an invalid config may not even resolve
+        config = None
     config_file = output_dir / "config.yaml"
-    # an invalid config may not even resolve: then it is written as given
-    config_file.write_text(OmegaConf.to_yaml(cfg, resolve=valid))
+    config_file.write_text(OmegaConf.to_yaml(cfg, resolve=config is not None))
     n = cfg.circuit.get("n_qubits", "")
     run_id = tracker.start_run(
         cfg.session.name,
@@ -403,8 +408,8 @@ def _start(
             },
         ),
     )
-    if valid:
-        tracker.log_config(run_id, result_config(cfg))
+    if config is not None:
+        tracker.log_config(run_id, config)
     return run_id, [config_file], started
 
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: the conf/ directory and a runner for the real ``python -m lret_runner`` CLI."""
+"""Shared fixtures: composing the config in-process, temporary stores, and runners for the
+real ``python -m lret_runner`` CLI (subprocesses, for the e2e tests)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pytest
+from omegaconf import DictConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = ROOT / "conf"
+CONF_DIR = ROOT / "lret_runner" / "conf"
 CLI = [sys.executable, "-m", "lret_runner"]
 
 
@@ -53,8 +55,31 @@ RunCli = Callable[..., "subprocess.CompletedProcess[str]"]
 
 @pytest.fixture(scope="session")
 def conf_dir() -> Path:
-    """Absolute path of the project's conf/ directory."""
+    """Absolute path of the package's conf/ directory."""
     return CONF_DIR
+
+
+def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
+    """The config ``python -m lret_runner OVERRIDES`` would run (composed in-process)."""
+    from hydra import compose, initialize_config_module
+
+    from lret_runner.config import CONF_PACKAGE, register_configs
+
+    register_configs()
+    with initialize_config_module(config_module=CONF_PACKAGE):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+@pytest.fixture
+def compose() -> Callable[..., DictConfig]:
+    """``compose(overrides)``: the composed config, as a run would get it."""
+    return compose_config
+
+
+@pytest.fixture
+def store_uri(tmp_path: Path) -> str:
+    """A new SQLite MLflow store under ``tmp_path``."""
+    return sqlite_uri(tmp_path)
 
 
 @pytest.fixture(scope="session")

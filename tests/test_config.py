@@ -1,49 +1,30 @@
 """The config tree through Hydra's compose API: every preset and every group option
-composes and validates; typos, wrong types and out-of-range values fail with the key's
-name; config.yaml is the architecture at a glance; config_hash is stable."""
+composes and prepares; typos, wrong types, keys of another option and out-of-range values
+fail with the key's name; config.yaml is the architecture at a glance; config_hash and
+the logged params hold only what affects the result."""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import re
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
-from hydra.core.hydra_config import HydraConfig
+from conftest import CONF_DIR
+from conftest import compose_config as compose_cfg
 from hydra.errors import ConfigCompositionException
-from omegaconf import DictConfig
 
-from lret_runner.config import config_hash, register_configs, validate
+from lret_runner.circuits import CIRCUIT_BUILDERS
+from lret_runner.config import config_hash, result_config
+from lret_runner.config.schemas import OPTIONS
+from lret_runner.errors import CircuitFileNotFound, ConfigError
+from lret_runner.experiment import prepare
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 GROUPS = ("circuit", "noise", "simulator", "backend", "cloud", "tracking")
 PRESETS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 GROUP_OPTIONS = sorted((g, p.stem) for g in GROUPS for p in (CONF_DIR / g).glob("*.yaml"))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _registered() -> None:
-    register_configs()
-
-
-@pytest.fixture(autouse=True)
-def _no_hydra_config_leak() -> Iterator[None]:
-    yield
-    HydraConfig.instance().cfg = None  # compose_cfg(hydra_config=True) installs one
-
-
-def compose_cfg(overrides: Sequence[str] = (), hydra_config: bool = False) -> DictConfig:
-    """The composed config; with ``hydra_config`` the ``hydra`` node is kept and installed
-    as the current HydraConfig so that ``${hydra:...}`` interpolations resolve."""
-    with initialize_config_dir(config_dir=str(CONF_DIR)):
-        cfg = compose(
-            config_name="config", overrides=list(overrides), return_hydra_config=hydra_config
-        )
-    if hydra_config:
-        HydraConfig.instance().set_config(cfg)
-    return cfg
 
 
 def _messages(exc: BaseException) -> str:
@@ -65,8 +46,7 @@ def test_the_tree_has_presets_and_options() -> None:
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_preset_composes_and_validates(preset: str) -> None:
-    cfg = compose_cfg([f"+experiment={preset}"], hydra_config=True)
-    validate(cfg)
+    prepare(compose_cfg([f"+experiment={preset}"]))
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -77,9 +57,9 @@ def test_every_preset_is_a_global_package(preset: str) -> None:
 
 @pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS)
 def test_every_group_option_composes_and_validates(group: str, option: str) -> None:
-    cfg = compose_cfg([f"{group}={option}"], hydra_config=True)
+    cfg = compose_cfg([f"{group}={option}"])
     assert cfg[group].name == option
-    validate(cfg)
+    prepare(cfg)
 
 
 def test_qasm_option_resolves_the_shipped_file() -> None:
@@ -110,6 +90,7 @@ def test_typo_and_wrong_type_fail_at_composition(override: str, key: str) -> Non
         (["circuit.n_qubits=0"], ["circuit.n_qubits", "0", "[1, 30]"]),
         (["noise.level=1.5"], ["noise.level", "1.5", "[0, 1]"]),
         (["simulator.rank_threshold=-1"], ["simulator.rank_threshold", "-1", "[0, 1)"]),
+        (["simulator=auto", "simulator.rank_threshold=2"], ["simulator.rank_threshold", "2"]),
         (["simulator.max_rank=0"], ["simulator.max_rank", "0", ">= 1"]),
         (["run.shots=-1"], ["run.shots", "-1", ">= 0"]),
         (["circuit.n_qubits=4", "run.observables=[ZZ]"], ["run.observables", "ZZ", "4"]),
@@ -126,6 +107,7 @@ def test_typo_and_wrong_type_fail_at_composition(override: str, key: str) -> Non
         "n_qubits-0",
         "noise-level",
         "rank_threshold",
+        "auto-rank_threshold",
         "max_rank",
         "shots",
         "observable-length",
@@ -133,10 +115,10 @@ def test_typo_and_wrong_type_fail_at_composition(override: str, key: str) -> Non
         "thermal-t2",
     ],
 )
-def test_validate_names_key_value_and_range(overrides: list[str], needles: list[str]) -> None:
+def test_prepare_names_key_value_and_range(overrides: list[str], needles: list[str]) -> None:
     cfg = compose_cfg(overrides)
-    with pytest.raises(ValueError) as info:
-        validate(cfg)
+    with pytest.raises(ConfigError) as info:
+        prepare(cfg)
     message = str(info.value)
     for needle in needles:
         assert needle in message, f"{needle!r} not in {message!r}"
@@ -145,12 +127,12 @@ def test_validate_names_key_value_and_range(overrides: list[str], needles: list[
 def test_missing_qasm_file_is_named(tmp_path: Path) -> None:
     missing = tmp_path / "nonexistent.qasm"
     cfg = compose_cfg(["circuit=qasm", f"circuit.path={missing}"])
-    with pytest.raises(FileNotFoundError, match=re.escape(str(missing))):
-        validate(cfg)
+    with pytest.raises(CircuitFileNotFound, match=re.escape(str(missing))):
+        prepare(cfg)
 
 
-def test_default_config_validates() -> None:
-    validate(compose_cfg())
+def test_default_config_prepares() -> None:
+    prepare(compose_cfg())
 
 
 # ---------------------------------------------------------------- config.yaml
@@ -217,3 +199,84 @@ def test_config_hash_changes_with_circuit_seed() -> None:
 )
 def test_config_hash_ignores_session_tags_and_tracking(overrides: list[str]) -> None:
     assert config_hash(compose_cfg(overrides)) == config_hash(compose_cfg())
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [["run.quiet=true"], ["run.timeout_seconds=60"], ["backend.threads=1"], ["sweep.resume=true"]],
+    ids=["quiet", "timeout", "threads", "resume"],
+)
+def test_config_hash_ignores_how_a_run_is_watched(overrides: list[str]) -> None:
+    assert config_hash(compose_cfg(overrides)) == config_hash(compose_cfg())
+
+
+# ---------------------------------------------------------------- one schema per option
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["simulator=fdm", "simulator.rank_threshold=0.1"], "rank_threshold"),
+        (["simulator=cirq", "simulator.max_rank=4"], "max_rank"),
+        (["noise=thermal", "noise.level=0.1"], "level"),
+        (["noise=none", "noise.placement=moment"], "placement"),
+        (["noise=depolarizing", "noise.t1=1e-5"], "t1"),
+        (["circuit=ghz", "circuit.depth=3"], "depth"),
+        (["tracking=none", "tracking.tracking_uri=sqlite:///x.db"], "tracking_uri"),
+    ],
+    ids=[
+        "fdm-lret-key",
+        "cirq-lret-key",
+        "thermal-level",
+        "none-placement",
+        "depol-t1",
+        "ghz-depth",
+        "none-uri",
+    ],
+)
+def test_a_key_of_another_option_fails_at_composition(overrides: list[str], key: str) -> None:
+    with pytest.raises(ConfigCompositionException) as info:
+        compose_cfg(overrides)
+    assert key in _messages(info.value)
+
+
+def test_composite_components_are_typed() -> None:
+    with pytest.raises(ConfigCompositionException) as info:
+        compose_cfg(["noise=composite", "noise.components=[{name: depolarizing, levl: 0.1}]"])
+    assert "levl" in _messages(info.value)
+    with pytest.raises(ConfigCompositionException) as info:
+        compose_cfg(["noise=composite", "noise.components=[{name: depolarizing, level: abc}]"])
+    assert "level" in _messages(info.value)
+
+
+def test_auto_carries_the_lret_keys() -> None:
+    cfg = compose_cfg(["simulator=auto", "simulator.rank_threshold=1e-3"])
+    assert result_config(cfg)["simulator"]["rank_threshold"] == 1e-3
+
+
+def test_an_fdm_record_holds_no_lret_keys() -> None:
+    simulator = result_config(compose_cfg(["simulator=fdm"]))["simulator"]
+    assert simulator == {"name": "fdm"}
+
+
+def test_the_record_holds_only_what_affects_the_result() -> None:
+    record = result_config(compose_cfg())
+    assert set(record) == {"circuit", "noise", "simulator", "backend", "run"}
+    assert "quiet" not in record["run"] and "timeout_seconds" not in record["run"]
+    assert "threads" not in record["backend"]
+
+
+def test_a_name_that_is_not_the_option_is_refused() -> None:
+    with pytest.raises(ConfigError, match="simulator.name='fdm'.*simulator=lret"):
+        prepare(compose_cfg(["simulator.name=fdm"]))
+
+
+@pytest.mark.parametrize("name", sorted(CIRCUIT_BUILDERS))
+def test_circuit_schema_keys_are_the_builder_parameters(name: str) -> None:
+    fields = {f.name for f in dataclasses.fields(OPTIONS["circuit"][name])} - {"name"}
+    assert fields == set(inspect.signature(CIRCUIT_BUILDERS[name]).parameters)
+
+
+@pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS)
+def test_every_option_has_its_own_schema(group: str, option: str) -> None:
+    text = (CONF_DIR / group / f"{option}.yaml").read_text()
+    assert f"- {option}_schema" in text
+    assert option in OPTIONS[group]

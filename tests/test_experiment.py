@@ -1,4 +1,5 @@
-"""experiment.simulate: engine choice, the exact comparison, observables, probabilities, counts."""
+"""experiment: prepare (validation, engine choice), simulate (the exact comparison,
+observables, probabilities, counts) and run (the recorded library call), in-process."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from threadpoolctl import threadpool_limits
 
 from lret_runner import metrics
 from lret_runner.circuits import ghz, random_circuit
-from lret_runner.experiment import PROBABILITIES_MAX_QUBITS, RunResult, simulate
-from lret_runner.noise import NoiseError, add_noise, build_noise_model
-from lret_runner.simulators import AUTO_FDM_MAX_QUBITS, MemoryRefusal
+from lret_runner.errors import ConfigError, MemoryRefusal, NoiseError
+from lret_runner.experiment import PROBABILITIES_MAX_QUBITS, RunResult, prepare_circuit
+from lret_runner.experiment import simulate as simulate_prepared
+from lret_runner.noise import add_noise, build_noise_model
+from lret_runner.simulators import AUTO_FDM_MAX_QUBITS
 from lret_runner.simulators import base as sim_base
 
 
@@ -22,6 +25,11 @@ def _one_blas_thread():
     """One BLAS thread (see tests/test_simulators.py); results do not depend on it."""
     with threadpool_limits(limits=1, user_api="blas"):
         yield
+
+
+def simulate(circuit: cirq.Circuit, **options):
+    """Prepare a noisy circuit and simulate it: (RunResult, EngineOutput)."""
+    return simulate_prepared(prepare_circuit(circuit, **options))
 
 
 # lret's default rank_threshold (1e-4) truncates; this makes it exact
@@ -184,7 +192,7 @@ def test_observables_validated_before_running(bad: str, monkeypatch: pytest.Monk
         raise AssertionError("engine built before the observables were checked")
 
     monkeypatch.setattr(experiment, "make_engine", no_engine)
-    with pytest.raises(ValueError, match=rf"observable '{bad}' is invalid.*3 characters"):
+    with pytest.raises(ConfigError, match=rf"observable '{bad}' is invalid.*3 characters"):
         simulate(noisy(3), simulator="lret", observables=[bad])
 
 
@@ -211,7 +219,7 @@ def test_save_probabilities_refused_above_limit(monkeypatch: pytest.MonkeyPatch)
 
     monkeypatch.setattr(experiment, "make_engine", no_engine)
     n = PROBABILITIES_MAX_QUBITS + 1
-    with pytest.raises(ValueError, match=rf"save_probabilities=true is invalid for n_qubits={n}"):
+    with pytest.raises(ConfigError, match=rf"save_probabilities=true is invalid for n_qubits={n}"):
         simulate(ghz(n_qubits=n), simulator="lret", save_probabilities=True)
 
 
@@ -317,5 +325,5 @@ def test_invalid_lret_parameters_through_simulate(params: dict, key: str) -> Non
 
 
 def test_unknown_simulator() -> None:
-    with pytest.raises(ValueError, match="simulator='gpu' is unknown"):
+    with pytest.raises(ConfigError, match="simulator.name='gpu' is invalid"):
         simulate(ghz(n_qubits=2), simulator="gpu")

@@ -367,7 +367,7 @@ def test_every_figure_saves(make, tmp_path: Path) -> None:  # type: ignore[no-un
 
 def test_import_does_not_load_matplotlib() -> None:
     code = (
-        "import sys, lret_runner.plots, lret_runner.ascii\n"
+        "import sys, lret_runner.plots, lret_runner.tables\n"
         "heavy = [m for m in ('matplotlib', 'mlflow', 'cirq', 'hydra') if m in sys.modules]\n"
         "print(heavy)\n"
     )

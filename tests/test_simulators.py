@@ -16,6 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from lret_runner import metrics
 from lret_runner.circuits import EXAMPLE_QASM, CircuitError, build_circuit, ghz, random_circuit
+from lret_runner.errors import ConfigError
 from lret_runner.noise import NOISE_MODELS, add_noise, build_noise_model
 from lret_runner.simulators import (
     ENGINES,
@@ -512,12 +513,38 @@ def test_invalid_lret_parameters(params: dict, message: str) -> None:
         LretSimulator(**params)
 
 
-def test_unknown_engine_and_dtype() -> None:
-    with pytest.raises(ValueError, match="simulator='qiskit' is unknown"):
+def test_unknown_engine_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="simulator.name='qiskit' is invalid: must be one of"):
         make_engine("qiskit")
-    for cls in (FdmSimulator, CirqSimulator):
-        with pytest.raises(ValueError, match=r"backend\.dtype='float32' is invalid"):
-            cls(dtype="float32")
+
+
+@pytest.mark.parametrize("engine", [FdmSimulator, CirqSimulator])
+def test_unknown_dtype_is_a_config_error(engine: type) -> None:
+    with pytest.raises(ConfigError, match=r"backend\.dtype='float32' is invalid"):
+        engine(dtype="float32")
+
+
+def test_make_engine_drops_keys_the_engine_does_not_take() -> None:
+    engine = make_engine("fdm", rank_threshold=0.5, max_rank=1, dtype="complex64")
+    assert isinstance(engine, FdmSimulator) and engine.dtype == np.complex64
+
+
+def test_a_compiled_circuit_is_not_compiled_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    prog = compile_circuit(noisy_random(3, 4, 2, "depolarizing", "moment"))
+    monkeypatch.setattr(sim_base, "compile_circuit", _no_compile)
+    for engine in (LretSimulator(rank_threshold=0), FdmSimulator(), CirqSimulator()):
+        out = engine.run(prog)
+        assert abs(metrics.trace(out.state) - 1) < 1e-10
+
+
+def test_a_compiled_circuit_of_another_dtype_is_recompiled() -> None:
+    prog = compile_circuit(noisy_random(3, 4, 2, "depolarizing", "moment"))
+    out = LretSimulator(rank_threshold=0, dtype="complex64").run(prog)
+    assert out.state.factor.dtype == np.complex64
+
+
+def _no_compile(*args: object, **kwargs: object) -> None:
+    raise AssertionError("compiled twice")
 
 
 def test_engines_do_not_mutate_the_circuit() -> None:

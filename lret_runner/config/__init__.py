@@ -9,6 +9,7 @@ and the keys that only change how a run is watched (quiet, timeout, threads) are
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from lret_runner.config.schemas import OPTIONS, LretRunnerConfig
-from lret_runner.errors import check_choice
+from lret_runner.errors import ConfigError, check_choice
 
 CONF_PACKAGE = "lret_runner.conf"  # the config tree, shipped inside the package
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
@@ -27,6 +28,7 @@ _NOT_RESULT = {"run": ("quiet", "timeout_seconds"), "backend": ("threads",)}
 _RESULT_SECTIONS = ("circuit", "noise", "simulator", "backend", "run")
 
 
+@functools.cache
 def register_configs() -> None:
     """Put the schemas in Hydra's ConfigStore (the YAML options extend them) and the resolvers."""
     from hydra.core.config_store import ConfigStore
@@ -38,6 +40,21 @@ def register_configs() -> None:
     for group, options in OPTIONS.items():
         for option, schema in options.items():
             cs.store(group=group, name=f"{option}_schema", node=schema)
+
+
+def check_option_names(cfg: Any) -> None:
+    """Each group's ``name`` is the one of the schema its option extends: ``simulator.name=fdm``
+    on the lret option would run fdm with lret's keys."""
+    for group in OPTIONS:
+        node = cfg[group]
+        schema = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+        fields = getattr(schema, "__dataclass_fields__", {})
+        expected = fields["name"].default if "name" in fields else None
+        if isinstance(expected, str) and node.name != expected:
+            raise ConfigError(
+                f"{group}.name={node.name!r} is invalid with the option {group}={expected}: "
+                f"choose the option instead ({group}={node.name})"
+            )
 
 
 def data_file(name: str) -> str:

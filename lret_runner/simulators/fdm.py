@@ -10,6 +10,7 @@ into one superoperator first (a gate and the noise after it cost one pass over r
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 import numpy as np
 
 from lret_runner.metrics import Dense, apply_local, rank

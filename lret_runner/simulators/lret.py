@@ -17,7 +17,6 @@ never increase it, and the triangle inequality sums the steps.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,7 +33,7 @@ from lret_runner.simulators.base import (
 )
 
 if TYPE_CHECKING:
-    import cirq
+    pass
 
 SCHEDULES = ("channel", "moment", "rank")
 

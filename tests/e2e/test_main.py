@@ -159,14 +159,14 @@ def test_quickstart_run_is_finished_in_its_session(finished: Done, store: Store)
     assert finished.run.info.status == "FINISHED"
 
 
-def test_quickstart_params_are_the_flattened_config(finished: Done) -> None:
+def test_quickstart_params_are_the_flattened_result_config(finished: Done) -> None:
     params = finished.run.data.params
     assert params["circuit.n_qubits"] == "4"
     assert params["circuit.depth"] == "6"
     assert params["circuit.name"] == "random"
     assert params["simulator.name"] == "lret"
     assert params["noise.name"] == "depolarizing"
-    assert params["session.name"] == "quickstart"
+    assert not any(k.startswith(("session.", "tracking.", "sweep.")) for k in params)
     assert "run.shots" in params
     assert not any(isinstance(v, dict) for v in params.values())
 
@@ -186,7 +186,7 @@ def test_quickstart_metrics(finished: Done) -> None:
 def test_quickstart_rank_is_a_stepped_metric_per_moment(finished: Done, store: Store) -> None:
     from omegaconf import OmegaConf
 
-    from lret_runner.config import build_noisy_circuit
+    from lret_runner.experiment import prepare
 
     history = sorted(
         store.client.get_metric_history(finished.result["run_id"], "rank"), key=lambda m: m.step
@@ -198,8 +198,7 @@ def test_quickstart_rank_is_a_stepped_metric_per_moment(finished: Done, store: S
     assert history[-1].value == finished.result["final_rank"]
     # one step per moment of the noisy circuit the run simulated
     cfg = OmegaConf.load(finished.result_path.parent / "config.yaml")
-    _, noisy = build_noisy_circuit(cfg)
-    assert len(ranks) == len(noisy)
+    assert len(ranks) == len(prepare(cfg).program.moments)
 
 
 def test_quickstart_tags(finished: Done) -> None:

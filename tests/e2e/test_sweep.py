@@ -286,12 +286,12 @@ def test_submitit_local_launcher_records_like_basic(sweep: Sweep, basic_records:
 
 def test_batch_callback_pickles_into_launcher_workers(tmp_path: Path) -> None:
     """joblib and submitit pickle the Hydra context, BatchCallback and its live tracker included."""
-    from lret_runner.sweep import BatchCallback
+    from lret_runner.task.batch import BatchCallback
     from lret_runner.tracking import MlflowTracker
 
     callback = BatchCallback()
     callback.tracker = MlflowTracker(sqlite_uri(tmp_path))
-    callback.tracker.experiment_id("pickled")  # a live client
+    callback.tracker.sessions.ensure("pickled")  # a live client
     copy = pickle.loads(pickle.dumps(callback))
     assert copy.tracker.client.get_experiment_by_name("pickled") is not None
 

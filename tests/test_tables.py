@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rich.table import Table
 
-from lret_runner.ascii import (
+from lret_runner.tables import (
     BLOCKS,
     FULL,
     SPARKS,
