@@ -20,7 +20,11 @@ PARAM_MAX_CHARS = 6000  # MLflow's limit on a param value
 
 
 class Tracker(Protocol):
-    """What a run and a batch need from where they are recorded."""
+    """What a run and a batch need from where they are recorded.
+
+    The bodies here are the null behaviour (record nothing); :class:`NullTracker` is
+    exactly that, :class:`MlflowTracker` implements every method.
+    """
 
     def start_run(
         self,
@@ -28,79 +32,59 @@ class Tracker(Protocol):
         description: str = "",
         run_name: str | None = None,
         tags: Mapping[str, Any] | None = None,
-    ) -> str: ...
+    ) -> str:
+        """Open a run in the session (created on first use); returns its id."""
+        return uuid.uuid4().hex
 
-    def log_config(self, run_id: str, config: dict[str, Any]) -> None: ...
+    def log_config(self, run_id: str, config: dict[str, Any]) -> None:
+        """The result-affecting config: flat params, and typed in tags."""
 
-    def log_metrics(
-        self, run_id: str, metrics: Mapping[str, float | None], step: int = 0
-    ) -> None: ...
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float | None], step: int = 0) -> None:
+        """Metrics (None values are left out)."""
 
-    def log_rank_history(self, run_id: str, history: Iterable[int]) -> None: ...
+    def log_rank_history(self, run_id: str, history: Iterable[int]) -> None:
+        """The rank after every moment as a stepped metric."""
 
-    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None: ...
+    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        """Tags (None values are left out)."""
 
     def log_artifacts(
         self, run_id: str, paths: Iterable[Path], artifact_path: str | None = None
-    ) -> None: ...
+    ) -> None:
+        """Files, under ``artifact_path``."""
 
-    def end_run(self, run_id: str, status: str) -> None: ...
+    def end_run(self, run_id: str, status: str) -> None:
+        """Close the run as FINISHED, FAILED or KILLED."""
 
     def require_run(self, run_id: str, key: str) -> None:
         """Raise a user error naming ``key`` unless the run exists."""
-
-    def finished_run(self, session: str, config_hash: str) -> RunSummary | None: ...
-
-    def batch_children(self, parent_run_id: str) -> list[RunSummary]: ...
-
-    def refresh_counts(self, parent_run_id: str) -> dict[str, int]: ...
-
-    def where(self, run_id: str, session: str) -> str:
-        """One line saying where the run is recorded."""
-
-
-class NullTracker:
-    """``tracking=none``: a generated run id, nothing written."""
-
-    def start_run(self, session: str, description: str = "", **_: Any) -> str:
-        return uuid.uuid4().hex
-
-    def log_config(self, run_id: str, config: dict[str, Any]) -> None: ...
-
-    def log_metrics(
-        self, run_id: str, metrics: Mapping[str, float | None], step: int = 0
-    ) -> None: ...
-
-    def log_rank_history(self, run_id: str, history: Iterable[int]) -> None: ...
-
-    def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None: ...
-
-    def log_artifacts(
-        self, run_id: str, paths: Iterable[Path], artifact_path: str | None = None
-    ) -> None: ...
-
-    def end_run(self, run_id: str, status: str) -> None: ...
-
-    def require_run(self, run_id: str, key: str) -> None:
         raise ConfigError(
             f"{key}={run_id} is invalid with tracking=none: runs are not recorded, "
             "so there is nothing to refer to; use tracking=mlflow"
         )
 
     def finished_run(self, session: str, config_hash: str) -> RunSummary | None:
+        """A FINISHED run of this config in the session (``sweep.resume``)."""
         return None
 
     def batch_children(self, parent_run_id: str) -> list[RunSummary]:
+        """The jobs of a batch."""
         return []
 
     def refresh_counts(self, parent_run_id: str) -> dict[str, int]:
+        """Recount a batch's jobs by status and log the counts on its parent run."""
         return dict.fromkeys(V.BATCH_COUNTS, 0)
 
     def where(self, run_id: str, session: str) -> str:
+        """One line saying where the run is recorded."""
         return "tracking=none: not recorded"
 
 
-class MlflowTracker:
+class NullTracker(Tracker):
+    """``tracking=none``: a generated run id, nothing written."""
+
+
+class MlflowTracker(Tracker):
     """Writes runs through ``MlflowClient`` (no global fluent state, safe in any process)."""
 
     def __init__(self, uri: str | None = None, artifact_location: str | None = None) -> None:
