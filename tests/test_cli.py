@@ -1,7 +1,8 @@
 """``lret-runner``: sessions, runs, lineage and compare against a real MLflow store.
 
 The runs are made by the real runner (``python -m lret_runner``) in subprocesses, once per
-module (the store fixture); the CLI is then called in-process through ``cli.main``.
+module (the store fixture); the CLI is then called in-process through ``cli.main``. The
+query layer itself is tested in-process in test_queries.py.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from typing import Any
 
 import pytest
 
-from lret_runner import cli, tracking
-from lret_runner.ascii import FULL, SPARKS
+from lret_runner import cli
+from lret_runner.tables import FULL, SPARKS
+from lret_runner.tracking import vocabulary as V
 
 RUNNER = [
     sys.executable,
@@ -110,7 +112,7 @@ def _expire(uri: str, session: str) -> None:
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name(session)
     past = (datetime.now(UTC) - timedelta(hours=2)).isoformat(timespec="seconds")
-    client.set_experiment_tag(exp.experiment_id, tracking.SESSION_ACCESS, past)
+    client.set_experiment_tag(exp.experiment_id, V.SESSION_ACCESS, past)
 
 
 def _cli_json(uri: str, *argv: str) -> Any:
@@ -239,6 +241,7 @@ def _subprocess_env() -> dict[str, str]:
     return {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
 
 
+@pytest.mark.e2e
 def test_module_help_and_console_script() -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "lret_runner.cli", "--help"],
@@ -267,6 +270,7 @@ def test_module_help_and_console_script() -> None:
         assert action in proc.stdout
 
 
+@pytest.mark.e2e
 def test_import_is_cheap() -> None:
     code = (
         "import sys, lret_runner.cli; "
@@ -277,6 +281,13 @@ def test_import_is_cheap() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=_subprocess_env()
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_cli_does_not_import_mlflow() -> None:
+    """The CLI reads through lret_runner.tracking, the only package that imports MLflow."""
+    for path in Path(cli.__file__).parent.glob("*.py"):
+        text = path.read_text()
+        assert "import mlflow" not in text and "from mlflow" not in text, path
 
 
 @pytest.mark.parametrize(
@@ -333,6 +344,7 @@ def test_missing_store_is_a_user_error_and_not_created(
     assert not db.parent.exists()
 
 
+@pytest.mark.e2e
 def test_tracking_uri_defaults_to_the_environment(
     store: Store, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -350,6 +362,7 @@ def test_tracking_uri_defaults_to_the_environment(
 # --------------------------------------------------------------------------------- sessions
 
 
+@pytest.mark.e2e
 def test_sessions_create_list_show_close_resume(
     store: Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -399,6 +412,7 @@ def test_sessions_create_list_show_close_resume(
     assert "gamma" in {s["name"] for s in call_json(store, capsys, "sessions", "list")}
 
 
+@pytest.mark.e2e
 def test_sessions_show(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     shown = call_json(store, capsys, "sessions", "show", "alpha")
     assert (shown["name"], shown["status"], shown["runs"], shown["batches"]) == (
@@ -419,9 +433,9 @@ def test_sessions_show(store: Store, capsys: pytest.CaptureFixture[str]) -> None
 
     # a sweep: a parent run tagged lret.batch=true and its jobs
     client = store.client()
-    parent = _synthetic_run(client, "sweeps", {}, {tracking.BATCH_TAG: "true"})
+    parent = _synthetic_run(client, "sweeps", {}, {V.BATCH_TAG: "true"})
     for depth in ("4", "6"):
-        _synthetic_run(client, "sweeps", {"circuit.depth": depth}, {tracking.PARENT_RUN: parent})
+        _synthetic_run(client, "sweeps", {"circuit.depth": depth}, {V.PARENT_RUN: parent})
     shown = call_json(store, capsys, "sessions", "show", "sweeps")
     assert (shown["runs"], shown["batches"]) == (3, 1)
 
@@ -440,6 +454,7 @@ def test_sessions_show(store: Store, capsys: pytest.CaptureFixture[str]) -> None
         assert word in out
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("action", ["show", "close", "resume"])
 def test_unknown_session_is_a_user_error(
     action: str, store: Store, capsys: pytest.CaptureFixture[str]
@@ -448,6 +463,7 @@ def test_unknown_session_is_a_user_error(
     user_error(code, err, "no-such-session", "does not exist")
 
 
+@pytest.mark.e2e
 def test_expired_session_is_hidden(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     created = call_json(store, capsys, "sessions", "create", "stale-list", "--timeout-hours", "1")
     assert created["timeout_hours"] == 1.0
@@ -460,6 +476,7 @@ def test_expired_session_is_hidden(store: Store, capsys: pytest.CaptureFixture[s
     assert call_json(store, capsys, "sessions", "resume", "stale-list")["status"] == "open"
 
 
+@pytest.mark.e2e
 def test_closed_and_expired_sessions_refuse_runs(
     store: Store, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -481,6 +498,7 @@ def test_closed_and_expired_sessions_refuse_runs(
 # ------------------------------------------------------------------------------------- runs
 
 
+@pytest.mark.e2e
 def test_runs_list_filters(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     def ids(*argv: str) -> list[str]:
         return [r["run_id"] for r in call_json(store, capsys, "runs", "list", *argv)]
@@ -523,6 +541,7 @@ def test_runs_list_filters(store: Store, capsys: pytest.CaptureFixture[str]) -> 
     user_error(code, err, "no-such-session")
 
 
+@pytest.mark.e2e
 def test_runs_show(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     client = store.client()
     record = call_json(store, capsys, "runs", "show", store.a)
@@ -531,7 +550,7 @@ def test_runs_show(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     ]
     assert history and record["rank_history"] == history
     assert record["status"] == "FINISHED" and record["session"] == "alpha"
-    assert record["params"]["circuit.depth"] == "4"
+    assert record["params"]["circuit.depth"] == 4  # typed, from the config tags
     assert record["metrics"]["fidelity"] == client.get_run(store.a).data.metrics["fidelity"]
     assert sum(record["counts"].values()) == 1024
     assert all(len(k) == 3 and set(k) <= {"0", "1"} for k in record["counts"])
@@ -556,6 +575,7 @@ def test_runs_show(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     assert "Downloading artifacts" not in err
 
 
+@pytest.mark.e2e
 def test_runs_show_failed_and_unknown(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     record = call_json(store, capsys, "runs", "show", store.failed)
     assert (
@@ -567,6 +587,7 @@ def test_runs_show_failed_and_unknown(store: Store, capsys: pytest.CaptureFixtur
     user_error(code, err, MISSING_RUN, "does not exist")
 
 
+@pytest.mark.e2e
 def test_runs_tag_then_list(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     tagged = call_json(
         store, capsys, "runs", "tag", store.b, "reviewed", "owner=alice", "note=depth [5]"
@@ -597,14 +618,15 @@ def test_runs_tag_then_list(store: Store, capsys: pytest.CaptureFixture[str]) ->
 # ---------------------------------------------------------------------------------- lineage
 
 
+@pytest.mark.e2e
 def test_lineage_chain(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     lineage = call_json(store, capsys, "lineage", store.c)
     assert lineage["complete"] is True and lineage["note"] is None
     chain = lineage["chain"]
     assert [s["run_id"] for s in chain] == [store.a, store.b, store.c]
     assert chain[0]["changes"] == {}
-    assert chain[1]["changes"] == {"circuit.depth": {"old": "4", "new": "5"}}
-    assert chain[2]["changes"] == {"noise.level": {"old": "0.002", "new": "0.01"}}
+    assert chain[1]["changes"] == {"circuit.depth": {"old": 4, "new": 5}}
+    assert chain[2]["changes"] == {"noise.level": {"old": 0.002, "new": 0.01}}
 
     code, out, _ = call(store, capsys, "lineage", store.c)
     assert code == 0
@@ -619,22 +641,25 @@ def test_lineage_chain(store: Store, capsys: pytest.CaptureFixture[str]) -> None
     user_error(code, err, MISSING_RUN)
 
 
+@pytest.mark.e2e
 def test_runner_tags_the_lineage_parent(store: Store) -> None:
     tags = store.client().get_run(store.b).data.tags
-    assert tags.get(tracking.LINEAGE_PARENT) == store.a
+    assert tags.get(V.LINEAGE_PARENT) == store.a
 
 
+@pytest.mark.e2e
 def test_runner_refuses_a_missing_lineage_parent(store: Store) -> None:
     proc = store.bad_parent
     assert proc.returncode != 0
     assert "lineage.parent" in proc.stderr and MISSING_RUN in proc.stderr
 
 
+@pytest.mark.e2e
 def test_lineage_missing_parent_and_cycle(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     client = store.client()
     gone = "f" * 32
-    child = _synthetic_run(client, "synthetic", {"x": "1"}, {tracking.LINEAGE_PARENT: gone})
-    grandchild = _synthetic_run(client, "synthetic", {"x": "2"}, {tracking.LINEAGE_PARENT: child})
+    child = _synthetic_run(client, "synthetic", {"x": "1"}, {V.LINEAGE_PARENT: gone})
+    grandchild = _synthetic_run(client, "synthetic", {"x": "2"}, {V.LINEAGE_PARENT: child})
     lineage = call_json(store, capsys, "lineage", grandchild)
     assert [s["run_id"] for s in lineage["chain"]] == [child, grandchild]
     assert (
@@ -647,8 +672,8 @@ def test_lineage_missing_parent_and_cycle(store: Store, capsys: pytest.CaptureFi
     assert code == 0 and "note: missing parent" in out and "x: 1 -> 2" in out
 
     first = _synthetic_run(client, "synthetic", {"x": "a"})
-    second = _synthetic_run(client, "synthetic", {"x": "b"}, {tracking.LINEAGE_PARENT: first})
-    client.set_tag(first, tracking.LINEAGE_PARENT, second)  # a cycle
+    second = _synthetic_run(client, "synthetic", {"x": "b"}, {V.LINEAGE_PARENT: first})
+    client.set_tag(first, V.LINEAGE_PARENT, second)  # a cycle
     lineage = call_json(store, capsys, "lineage", second)
     assert [s["run_id"] for s in lineage["chain"]] == [first, second]
     assert lineage["complete"] is False and "cycle" in lineage["note"]
@@ -669,15 +694,16 @@ def _expected(
     return min(present), max(present), 100.0 * gain / abs(first)
 
 
+@pytest.mark.e2e
 def test_compare(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     client = store.client()
     ids = [store.a, store.b, store.c]
     result = call_json(store, capsys, "compare", *ids)
     assert [r["run_id"] for r in result["runs"]] == ids
-    assert result["params"]["circuit.depth"] == ["4", "5", "5"]
-    assert result["params"]["noise.level"] == ["0.002", "0.002", "0.01"]
-    assert result["params"]["lineage.parent"] == ["None", store.a, store.b]
-    assert set(result["params"]) == {"circuit.depth", "noise.level", "lineage.parent"}
+    assert result["params"] == {  # typed values; lineage.parent is a tag, not a config param
+        "circuit.depth": [4, 5, 5],
+        "noise.level": [0.002, 0.002, 0.01],
+    }
 
     metrics = [client.get_run(i).data.metrics for i in ids]
     for name in COMPARED:
@@ -706,6 +732,7 @@ def test_compare(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
         assert f"{result['metrics'][name]['improvement_percent']:.2f}%" in out
 
 
+@pytest.mark.e2e
 def test_compare_plot(store: Store, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     png = tmp_path / "charts" / "compare.png"
     result = call_json(store, capsys, "compare", store.a, store.c, store.failed, "--plot", str(png))
@@ -718,6 +745,7 @@ def test_compare_plot(store: Store, capsys: pytest.CaptureFixture[str], tmp_path
     assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
 
 
+@pytest.mark.e2e
 def test_compare_errors(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = call(store, capsys, "compare", store.a)
     user_error(code, err, "at least two")
