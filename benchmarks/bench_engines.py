@@ -18,9 +18,9 @@ import time
 
 from lret_runner import metrics
 from lret_runner.circuits import random_circuit
+from lret_runner.errors import MemoryRefusal
 from lret_runner.noise import add_noise, build_noise_model
 from lret_runner.simulators import FdmSimulator, make_engine
-from lret_runner.errors import MemoryRefusal
 
 
 def timed(engine, circuit):
