@@ -50,6 +50,30 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+# a run record as result.json holds it, for the table and plot tests
+SAMPLE_RESULT = {
+    "run_id": "0123456789abcdef0123456789abcdef",
+    "status": "FINISHED",
+    "backend_used": "lret",
+    "n_qubits": 4,
+    "depth": 12,
+    "simulation_time_seconds": 0.12345,
+    "final_rank": 6,
+    "max_rank": 9,
+    "rank_history": [1, 2, 4, 9, 6],
+    "memory_used_mb": 1.5,
+    "truncation_error": 3.2e-7,
+    "fidelity": 0.987654321,
+    "trace_distance": None,
+    "purity": 0.75,
+    "counts": {format(i, "04b"): 64 - 3 * i for i in range(16)} | {"1111": 1},
+    "expectation_values": {},
+    "error": None,
+    "started_at": "2024-05-01T12:00:00+00:00",
+    "completed_at": "2024-05-01T12:00:01+00:00",
+}
+
+
 RunCli = Callable[..., "subprocess.CompletedProcess[str]"]
 
 

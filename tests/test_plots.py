@@ -11,33 +11,13 @@ import pytest
 pytest.importorskip("matplotlib")
 
 import matplotlib.image as mpimg  # noqa: E402
+from conftest import SAMPLE_RESULT as RESULT  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from lret_runner import plots  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-RESULT = {
-    "run_id": "0123456789abcdef0123456789abcdef",
-    "status": "FINISHED",
-    "backend_used": "lret",
-    "n_qubits": 4,
-    "depth": 12,
-    "simulation_time_seconds": 0.12345,
-    "final_rank": 6,
-    "max_rank": 9,
-    "rank_history": [1, 2, 4, 9, 6],
-    "memory_used_mb": 1.5,
-    "truncation_error": 3.2e-7,
-    "fidelity": 0.987654321,
-    "trace_distance": None,
-    "purity": 0.75,
-    "counts": {format(i, "04b"): 64 - 3 * i for i in range(16)} | {"1111": 1},
-    "expectation_values": {},
-    "error": None,
-    "started_at": "2024-05-01T12:00:00+00:00",
-    "completed_at": "2024-05-01T12:00:01+00:00",
-}
 CONFIG = {
     "circuit": {"name": "ghz", "n_qubits": 4, "gates": list(range(20))},
     "noise": {"name": "depolarizing", "level": 0.01},

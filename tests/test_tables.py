@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import SAMPLE_RESULT as RESULT
 from rich.table import Table
 
 from lret_runner.tables import (
@@ -16,23 +17,6 @@ from lret_runner.tables import (
     rows_text,
     sparkline,
 )
-
-RESULT = {
-    "run_id": "0123456789abcdef0123456789abcdef",
-    "status": "FINISHED",
-    "backend_used": "lret",
-    "n_qubits": 4,
-    "depth": 12,
-    "simulation_time_seconds": 0.12345,
-    "final_rank": 6,
-    "max_rank": 9,
-    "rank_history": [1, 2, 4, 9, 6],
-    "memory_used_mb": 1.5,
-    "truncation_error": 3.2e-7,
-    "fidelity": 0.987654321,
-    "trace_distance": None,
-    "purity": 0.75,
-}
 
 
 def bar_of(line: str) -> str:

@@ -22,6 +22,7 @@ import pytest
 
 mlflow = pytest.importorskip("mlflow")
 
+from conftest import sqlite_uri  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import ViewType  # noqa: E402
 
@@ -54,10 +55,6 @@ QUICK = ["+experiment=quickstart", "run.quiet=true", "circuit.n_qubits=4", "circ
 
 
 # ---------------------------------------------------------------- helpers
-def store_uri(directory: Path) -> str:
-    return f"sqlite:///{Path(directory).resolve()}/mlruns/mlflow.db"
-
-
 def all_runs(uri: str) -> list[Any]:
     """Every run in a store; [] if the store was never created."""
     if not Path(uri.removeprefix("sqlite:///")).exists():
@@ -127,7 +124,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     """One SQLite store for the module, its schema created here (before any subprocess)."""
     root = tmp_path_factory.mktemp("store")
     (root / "mlruns").mkdir()
-    shared = Store(store_uri(root))
+    shared = Store(sqlite_uri(root))
     shared.client.search_experiments(max_results=1)
     return shared
 
@@ -308,7 +305,7 @@ def test_invalid_key_fails_before_anything_is_recorded(run_cli: Any, tmp_path: P
     proc = run_cli(["+experiment=quickstart", "circuit.dpeth=3"], tmp_path)
     assert proc.returncode != 0
     assert "dpeth" in proc.stderr
-    assert all_runs(store_uri(tmp_path)) == []
+    assert all_runs(sqlite_uri(tmp_path)) == []
     assert result_files(tmp_path) == []
 
 
@@ -319,7 +316,7 @@ def test_invalid_value_fails_with_key_and_value_and_no_traceback(
     assert proc.returncode != 0
     assert "circuit.n_qubits=0" in proc.stderr, describe(proc)
     assert "Traceback" not in proc.stdout + proc.stderr
-    assert all_runs(store_uri(tmp_path)) == []
+    assert all_runs(sqlite_uri(tmp_path)) == []
 
 
 def test_missing_qasm_file_fails_clearly(run_cli: Any, tmp_path: Path) -> None:
@@ -329,7 +326,7 @@ def test_missing_qasm_file_fails_clearly(run_cli: Any, tmp_path: Path) -> None:
     assert str(missing) in proc.stderr, describe(proc)
     assert "not found" in proc.stderr.lower()
     assert "Traceback" not in proc.stdout + proc.stderr
-    assert all_runs(store_uri(tmp_path)) == []
+    assert all_runs(sqlite_uri(tmp_path)) == []
 
 
 def test_malformed_qasm_file_fails(run_cli: Any, tmp_path: Path) -> None:
