@@ -213,6 +213,7 @@ class MlflowTrackingConfig:
     tracking_uri: str | None = None
     artifact_location: str | None = None  # null: <store dir>/artifacts for a SQLite store
     log_plots: bool = True  # histogram and summary PNGs as artifacts
+    timeout_seconds: float = 10.0  # give up on an unreachable tracking server after this long
 
 
 @dataclass

@@ -48,7 +48,7 @@ def store_lock(uri: str) -> AbstractContextManager[Any]:
     return FileLock(str(db.with_suffix(".lock")))
 
 
-def connect(uri: str, *, create: bool = True) -> RetryingClient:
+def connect(uri: str, *, create: bool = True, timeout_seconds: float = 10.0) -> RetryingClient:
     """A client of the store at ``uri``; the first one on a new SQLite store creates its
     schema, under the lock. Without ``create`` a missing SQLite store is an error (readers
     must not leave a stray ``mlruns/`` behind)."""

@@ -87,9 +87,15 @@ class NullTracker(Tracker):
 class MlflowTracker(Tracker):
     """Writes runs through ``MlflowClient`` (no global fluent state, safe in any process)."""
 
-    def __init__(self, uri: str | None = None, artifact_location: str | None = None) -> None:
+    def __init__(
+        self,
+        uri: str | None = None,
+        artifact_location: str | None = None,
+        timeout_seconds: float = 10.0,
+    ) -> None:
         self.uri = uri or default_uri()
         self.artifact_location = artifact_location or default_artifact_location(self.uri)
+        self.timeout_seconds = timeout_seconds  # an unreachable server fails after this long
         self._client: Any = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -99,7 +105,7 @@ class MlflowTracker(Tracker):
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = connect(self.uri)
+            self._client = connect(self.uri, timeout_seconds=self.timeout_seconds)
         return self._client
 
     @property
@@ -218,4 +224,6 @@ def make_tracker(tracking_cfg: Any) -> Tracker:
     """The tracker a ``tracking`` config section asks for."""
     if tracking_cfg.name == "none":
         return NullTracker()
-    return MlflowTracker(tracking_cfg.tracking_uri, tracking_cfg.artifact_location)
+    return MlflowTracker(
+        tracking_cfg.tracking_uri, tracking_cfg.artifact_location, tracking_cfg.timeout_seconds
+    )
