@@ -15,10 +15,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -270,6 +272,12 @@ def _compare(result: RunResult, out: EngineOutput, p: Prepared) -> None:
 
 # ---------------------------------------------------------------- run and record
 
+Recording = Callable[[str], AbstractContextManager[Any]]
+
+
+def _unguarded(phase: str) -> AbstractContextManager[Any]:
+    return nullcontext()
+
 
 def run(
     prepared: Prepared,
@@ -279,6 +287,7 @@ def run(
     progress: ProgressCallback | None = None,
     batch: str | None = None,
     job_num: int | None = None,
+    recording: Recording = _unguarded,
 ) -> RunResult:
     """Simulate a prepared config and record it; returns the result whatever its status.
 
@@ -286,6 +295,13 @@ def run(
     a config that already FINISHED in the session is not run again: the earlier run is
     returned (``reused``) and counted as skipped in the batch. A lineage parent that does
     not exist raises a :class:`UserError` before anything is recorded.
+
+    ``recording(phase)`` wraps the two stretches where the record is written: ``"start"``
+    (the run is created and its config logged) and ``"finish"`` (files, metrics, artifacts,
+    the final status). The terminal defers Ctrl-C and SIGTERM there, so that an interrupt
+    ends the run KILLED (or lets it finish recording) instead of leaving it half-written.
+    Once the run exists, every failure ends it FAILED (KILLED for an interrupt) with the
+    error, and ``result.json`` says the same as MLflow.
     """
     cfg = prepared.cfg
     if cfg.lineage.parent is not None:
@@ -294,49 +310,108 @@ def run(
         previous = tracker.finished_run(cfg.session.name, _config_hash(cfg))
         if previous is not None:
             return _reuse(prepared, tracker, previous, batch, job_num)
-    run_id, files, started = _start(cfg, tracker, output_dir, batch, job_num, valid=True)
-    result: RunResult | None = None
-    status, error, exception = "FINISHED", None, None
-    try:
-        result, _ = simulate(prepared, progress)
-    except KeyboardInterrupt as exc:
-        status, error, exception = "KILLED", f"interrupted ({str(exc) or 'Ctrl-C'})", exc
-    except Exception as exc:  # recorded; the caller decides how to report it
-        status, error, exception = "FAILED", f"{type(exc).__name__}: {exc}", exc
-    if result is None:
-        result = RunResult(
-            status=status,
-            backend_used=prepared.backend_used,
-            n_qubits=prepared.n_qubits,
-            depth=prepared.depth,
-            backend_reason=prepared.backend_reason,
-            error=error,
-            exception=exception,
-        )
-    return _finish(cfg, tracker, run_id, result, files, started, output_dir, batch)
+    return _recorded(
+        cfg,
+        tracker,
+        lambda: simulate(prepared, progress)[0],
+        prepared=prepared,
+        output_dir=output_dir,
+        batch=batch,
+        job_num=job_num,
+        recording=recording,
+    )
 
 
 def record_failure(
     cfg: Any,
     tracker: Tracker,
-    exc: UserError,
+    exc: Exception,
     *,
     output_dir: Path,
     batch: str | None = None,
     job_num: int | None = None,
+    recording: Recording = _unguarded,
 ) -> RunResult:
     """Record a config that could not be prepared as a FAILED run (a sweep shows its jobs
     that were invalid next to those that ran)."""
-    run_id, files, started = _start(cfg, tracker, output_dir, batch, job_num, valid=False)
-    result = RunResult(
-        status="FAILED",
-        backend_used=cfg.simulator.name,
-        n_qubits=cfg.circuit.get("n_qubits"),
-        depth=None,  # the circuit was not built
-        error=f"{type(exc).__name__}: {exc}",
+
+    def fail() -> RunResult:
+        raise exc
+
+    return _recorded(
+        cfg,
+        tracker,
+        fail,
+        prepared=None,
+        output_dir=output_dir,
+        batch=batch,
+        job_num=job_num,
+        recording=recording,
+    )
+
+
+def _recorded(
+    cfg: Any,
+    tracker: Tracker,
+    compute: Callable[[], RunResult],
+    *,
+    prepared: Prepared | None,
+    output_dir: Path,
+    batch: str | None,
+    job_num: int | None,
+    recording: Recording,
+) -> RunResult:
+    """Start the run, compute its result, record how it ended (see :func:`run`)."""
+    from lret_runner.tracking.sessions import now_iso
+
+    run_id: str | None = None
+    files: list[Path] = []
+    started = now_iso()
+    try:
+        with recording("start"):
+            run_id = tracker.start_run(
+                cfg.session.name,
+                cfg.session.description,
+                run_name=f"{cfg.circuit.name}-n{cfg.circuit.get('n_qubits', '')}-"
+                f"{cfg.simulator.name}",
+                tags=run_tags(
+                    cfg,
+                    {
+                        V.CONFIG_HASH: _config_hash(cfg) if prepared is not None else None,
+                        V.PARENT_RUN: batch,
+                        V.LINEAGE_PARENT: cfg.lineage.parent,
+                        V.JOB_NUM: job_num,
+                    },
+                ),
+            )
+            files.append(_log_config(cfg, tracker, run_id, output_dir))
+        result = compute()
+    except KeyboardInterrupt as exc:
+        if run_id is None:
+            raise
+        result = _stopped(cfg, prepared, "KILLED", f"interrupted ({str(exc) or 'Ctrl-C'})", exc)
+    except Exception as exc:  # recorded; the caller decides how to report it
+        if run_id is None:
+            raise
+        result = _stopped(cfg, prepared, "FAILED", f"{type(exc).__name__}: {exc}", exc)
+    result.run_id, result.started_at = run_id, started
+    with recording("finish"):
+        return _finish(cfg, tracker, result, files, output_dir, batch)
+
+
+def _stopped(
+    cfg: Any, prepared: Prepared | None, status: str, error: str, exc: BaseException
+) -> RunResult:
+    """The record of a run that did not finish."""
+    return RunResult(
+        status=status,
+        backend_used=prepared.backend_used if prepared else cfg.simulator.name,
+        n_qubits=prepared.n_qubits if prepared else cfg.circuit.get("n_qubits"),
+        depth=prepared.depth if prepared else None,
+        backend_reason=prepared.backend_reason if prepared else "",
+        error=error,
         exception=exc,
     )
-    return _finish(cfg, tracker, run_id, result, files, started, output_dir, batch)
 
 
 def _config_hash(cfg: Any) -> str:
@@ -369,78 +444,64 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def _start(
-    cfg: Any,
-    tracker: Tracker,
-    output_dir: Path,
-    batch: str | None,
-    job_num: int | None,
-    *,
-    valid: bool,
-) -> tuple[str, list[Path], str]:
-    """Write config.yaml, start the run with its tags and log its config."""
+def _log_config(cfg: Any, tracker: Tracker, run_id: str, output_dir: Path) -> Path:
+    """Write config.yaml and log the result-affecting config (if it resolves)."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     from lret_runner.config import result_config
-    from lret_runner.tracking.sessions import now_iso
 
-    output_dir.mkdir(parents=True, exist_ok=True)
-    started = now_iso()
     try:
         config: dict[str, Any] | None = result_config(cfg)
     except (UserError, OmegaConfBaseException):  # an invalid config may not even resolve
         config = None
+    output_dir.mkdir(parents=True, exist_ok=True)
     config_file = output_dir / "config.yaml"
     config_file.write_text(OmegaConf.to_yaml(cfg, resolve=config is not None))
-    n = cfg.circuit.get("n_qubits", "")
-    run_id = tracker.start_run(
-        cfg.session.name,
-        cfg.session.description,
-        run_name=f"{cfg.circuit.name}-n{n}-{cfg.simulator.name}",
-        tags=run_tags(
-            cfg,
-            {
-                V.CONFIG_HASH: _config_hash(cfg) if valid else None,
-                V.PARENT_RUN: batch,
-                V.LINEAGE_PARENT: cfg.lineage.parent,
-                V.JOB_NUM: job_num,
-            },
-        ),
-    )
     if config is not None:
         tracker.log_config(run_id, config)
-    return run_id, [config_file], started
+    return config_file
 
 
 def _finish(
     cfg: Any,
     tracker: Tracker,
-    run_id: str,
     result: RunResult,
     files: list[Path],
-    started: str,
     output_dir: Path,
     batch: str | None,
 ) -> RunResult:
-    """Write result.json (and counts, plots), log metrics and artifacts, end the run."""
+    """Write result.json (and counts, plots), log metrics and artifacts, end the run.
+
+    A failure while recording ends the run FAILED with why (result.json says so too);
+    only a store that cannot take the final status leaves it RUNNING (for cleanup).
+    """
     from lret_runner.tracking.sessions import now_iso
 
-    result.run_id, result.started_at, result.completed_at = run_id, started, now_iso()
-    record = result.to_dict()
-    files.append(write_json(output_dir / "result.json", record))
-    if result.counts is not None:
-        files.append(write_json(output_dir / "counts.json", result.counts))
-    if result.status == "FINISHED":
-        tracker.log_metrics(run_id, result.metrics())
-        tracker.log_rank_history(run_id, result.rank_history or [])
-        if cfg.tracking.log_plots:
-            files += _plots(record, cfg, output_dir)
+    run_id = str(result.run_id)
+    try:
+        result.completed_at = now_iso()
+        files.append(write_json(output_dir / "result.json", result.to_dict()))
+        if result.counts is not None:
+            files.append(write_json(output_dir / "counts.json", result.counts))
+        if result.status == "FINISHED":
+            tracker.log_metrics(run_id, result.metrics())
+            tracker.log_rank_history(run_id, result.rank_history or [])
+            if cfg.tracking.log_plots:
+                files += _plots(result.to_dict(), cfg, output_dir)
+        tracker.log_artifacts(run_id, files)
+    except Exception as exc:
+        failure = f"recording the run failed: {type(exc).__name__}: {exc}"
+        if result.status == "FINISHED":
+            result.status, result.error, result.exception = "FAILED", failure, exc
+        else:
+            result.error = f"{result.error}; {failure}"
+        with contextlib.suppress(OSError):  # result.json agrees with MLflow where it can
+            write_json(output_dir / "result.json", result.to_dict())
     tracker.set_tags(
         run_id,
         {V.STATUS: result.status, V.ERROR: result.error, V.BACKEND_USED: result.backend_used},
     )
-    tracker.log_artifacts(run_id, files)
     tracker.end_run(run_id, result.status)
     if batch is not None:
         tracker.refresh_counts(batch)

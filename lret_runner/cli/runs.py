@@ -1,4 +1,4 @@
-"""``lret-runner runs list|show|tag``."""
+"""``lret-runner runs list|show|tag|cleanup``."""
 
 from __future__ import annotations
 
@@ -124,6 +124,22 @@ def tag(ctx: Context, args: argparse.Namespace) -> int:
     return ctx.emit({"run_id": run.run_id, "set": pairs, "tags": tags}, show)
 
 
+def cleanup(ctx: Context, args: argparse.Namespace) -> int:
+    queries = ctx.queries
+    found = queries.orphans(args.session) if args.dry_run else queries.end_orphans(args.session)
+    rows = [{"run_id": run.run_id, "session": run.session, "reason": why} for run, why in found]
+
+    def show(console: Console) -> None:
+        from lret_runner import tables
+
+        verb = "would mark" if args.dry_run else "marked"
+        ctx.text(f"{verb} {plural(len(rows), 'orphaned run')} KILLED")
+        if rows:
+            console.print(tables.rows_table(rows, ["run_id", "session", "reason"]))
+
+    return ctx.emit(rows, show)
+
+
 def register(commands: Any, common: argparse.ArgumentParser) -> None:
     from lret_runner.tracking.queries import RUN_STATUSES
 
@@ -173,3 +189,16 @@ def register(commands: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument(
         "tags", nargs="+", metavar="TAG", help="KEY=VALUE, or a bare KEY meaning KEY=true"
     )
+    p = add_command(
+        sub,
+        "cleanup",
+        cleanup,
+        common,
+        help="end KILLED the RUNNING runs whose process is gone",
+        description="A process killed with SIGKILL (or a crash) leaves its run RUNNING. Every "
+        "run records its process (host, pid, start time); on that host, cleanup ends the "
+        "RUNNING runs whose process no longer exists as KILLED, with the reason as their "
+        "error. Runs of other hosts are left alone.",
+    )
+    p.add_argument("--session", metavar="S", help="only runs of this session")
+    p.add_argument("--dry-run", action="store_true", help="list them, change nothing")

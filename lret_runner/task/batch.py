@@ -36,9 +36,12 @@ def count_jobs(cfg: DictConfig) -> int:
     sweeper = cfg.hydra.sweeper
     if "n_trials" in sweeper:
         return int(sweeper.n_trials)
+    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    parser = OverridesParser.create()
+    # with the config loader, glob() over a config group expands to the group's options
+    hydra = GlobalHydra.instance()
+    parser = OverridesParser.create(hydra.config_loader() if hydra.is_initialized() else None)
     params = sweeper.get("params") or {}
     sizes: dict[str, int] = {}
     # the command line replaces a key of the preset's sweeper.params, as Hydra's sweeper does
@@ -95,10 +98,24 @@ class BatchCallback(Callback):
         self._previous_sigterm: Any = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Open the batch; a sweep that cannot be recorded does not start (Hydra would only
+        warn about a failing callback and run the jobs unrecorded)."""
+        try:
+            self._start(config)
+        except Exception as exc:
+            _abort(f"the sweep cannot start: {exc}", exc, code=1)
+
+    def _start(self, config: DictConfig) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
         from lret_runner.experiment import run_tags, write_json
         from lret_runner.tracking import make_tracker
 
-        self.tracker = make_tracker(config.tracking)
+        self.tracker = make_tracker(config.tracking, Path(HydraConfig.get().runtime.cwd))
+        if not self.tracker.records:
+            return
+        if config.sweep.resume:  # runs a killed earlier attempt left RUNNING
+            self.tracker.end_orphans(config.session.name)
         batch_id = uuid.uuid4().hex[:12]
         self.total = count_jobs(config)
         tags = {**run_tags(config), V.BATCH_TAG: "true", V.BATCH_ID: batch_id}
@@ -121,6 +138,8 @@ class BatchCallback(Callback):
             self._previous_sigterm = signal.signal(signal.SIGTERM, raise_interrupt)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """Close the batch and print its summary; a batch that did not finish every job
+        ends the process with one line saying why (1: failed jobs, 130: interrupted)."""
         if self.parent_run_id is None:
             return
         parent_run_id, self.parent_run_id = self.parent_run_id, None
@@ -128,16 +147,57 @@ class BatchCallback(Callback):
         if self._previous_sigterm is not None:
             signal.signal(signal.SIGTERM, self._previous_sigterm)
             self._previous_sigterm = None
+        try:
+            status, counts, jobs = self._close(parent_run_id)
+        except Exception as exc:
+            _abort(f"the sweep's batch run {parent_run_id} could not be closed: {exc}", exc, 1)
+        print(_summary_text(parent_run_id, config.session.name, status, counts, jobs))
+        if status == "KILLED":
+            _abort(f"batch {parent_run_id} KILLED: the sweep was interrupted", None, 130)
+        if status == "FAILED":
+            failed = counts["failed"]
+            _abort(f"batch {parent_run_id} FAILED: {failed} of {self.total} jobs failed", None, 1)
+
+    def _close(self, parent_run_id: str) -> tuple[str, dict[str, int], list[Any]]:
+        from lret_runner.tracking.owners import gone
+
         for run in self.tracker.batch_children(parent_run_id):
-            if run.status == "RUNNING":  # a worker killed hard never ended its run
-                self.tracker.set_tags(run.run_id, {V.ERROR: "the sweep was cancelled"})
+            if run.status == "RUNNING":  # its worker ended without ending the run
+                why = gone(run.tags) or "the sweep ended while this job was still running"
+                self.tracker.set_tags(run.run_id, {V.STATUS: "KILLED", V.ERROR: why})
                 self.tracker.end_run(run.run_id, "KILLED")
         counts = self.tracker.refresh_counts(parent_run_id)
         done = counts["completed"] + counts["failed"] + counts["skipped"]
         cancelled = counts["killed"] > 0 or done < self.total
-        rows = [r.row() for r in self.tracker.batch_children(parent_run_id)]
-        if rows:
-            write_summary(self.tracker, parent_run_id, rows)
+        jobs = self.tracker.batch_jobs(parent_run_id)
+        if jobs:
+            write_summary(self.tracker, parent_run_id, [r.row() for r in jobs])
         self.tracker.set_tags(parent_run_id, {V.CANCELLED: str(cancelled).lower(), **counts})
         status = "KILLED" if cancelled else "FAILED" if counts["failed"] else "FINISHED"
         self.tracker.end_run(parent_run_id, status)
+        return status, counts, jobs
+
+
+def _summary_text(
+    parent_run_id: str, session: str, status: str, counts: dict[str, int], jobs: list[Any]
+) -> str:
+    """The batch in a few lines: its status, counts, and every job that did not finish."""
+    tally = ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+    lines = [f"batch {parent_run_id} (session '{session}') {status}: {tally or 'no jobs'}"]
+    lines += [
+        f"  job {r.job_num}: {r.status}: {r.error or '-'}" for r in jobs if r.status != "FINISHED"
+    ]
+    return "\n".join(lines)
+
+
+def _abort(message: str, exc: BaseException | None, code: int) -> None:
+    """End the sweep with one line (and the traceback of a bug)."""
+    import sys
+    import traceback
+
+    from lret_runner.errors import UserError
+
+    if exc is not None and not isinstance(exc, UserError):
+        traceback.print_exception(exc)
+    print(f"lret_runner: {message}", file=sys.stderr)
+    raise SystemExit(code)

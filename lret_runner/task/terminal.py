@@ -1,12 +1,15 @@
 """The terminal around one run: progress bar, timeout, Ctrl-C/SIGTERM, summary, exit code.
 
-:func:`run_from_hydra` is the ``@hydra.main`` task. It prepares the config, runs it
-through :func:`lret_runner.experiment.run` with signal handlers that turn SIGINT and
-SIGTERM into ``KeyboardInterrupt`` (the run then ends KILLED), prints the summary, and
-turns a failure into a one-paragraph message: a single run exits non-zero (130 when
-interrupted); inside a multirun the error is re-raised so that the launcher records the
-job as failed and the sweep goes on. A failure that is not a user error (a bug) keeps
-its traceback; ``hydra.verbose=true`` shows every traceback.
+:func:`run_from_hydra` is the ``@hydra.main`` task. It prepares the config and runs it
+through :func:`lret_runner.experiment.run` under :class:`Signals`: SIGINT and SIGTERM
+raise ``KeyboardInterrupt`` (the run ends KILLED) and ``run.timeout_seconds`` raises
+:class:`RunTimeout` (FAILED), wherever the run is (preparing, simulating, comparing with
+the exact state), except while the record is written, where they wait until it is
+consistent. It prints the summary and turns a failure into a one-paragraph message: a
+single run exits non-zero (130 when interrupted); inside a multirun the error is raised
+again so that the launcher records the job as failed and the sweep goes on (an interrupt
+stops the sweep). A failure that is not a user error (a bug) keeps its traceback;
+``hydra.verbose=true`` shows every traceback.
 """
 
 from __future__ import annotations
@@ -26,29 +29,24 @@ from omegaconf import DictConfig
 from lret_runner.errors import RunTimeout, UserError
 from lret_runner.experiment import RunResult
 
+INPUT_PATHS = ("circuit.path",)  # config keys that name input files (relative: to the launch dir)
+
 
 class RunFailed(RuntimeError):
     """A run ended FAILED (inside a multirun: the launcher records the job as failed)."""
 
 
 class _Progress:
-    """Progress over moments, shown only once a run has taken a second, on a TTY;
-    also where ``run.timeout_seconds`` is enforced (between moments)."""
+    """Progress over moments, shown only once a run has taken a second, on a TTY."""
 
-    def __init__(self, enabled: bool, timeout: float | None) -> None:
-        self.enabled, self.timeout = enabled, timeout
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
         self.start = time.perf_counter()
         self.bar: Any = None
         self.task: Any = None
 
     def __call__(self, done: int, total: int) -> None:
-        elapsed = time.perf_counter() - self.start
-        if self.timeout is not None and elapsed > self.timeout and done < total:
-            raise RunTimeout(
-                f"run.timeout_seconds={self.timeout:g} exceeded after {elapsed:.1f} s "
-                f"({done}/{total} moments done)"
-            )
-        if self.enabled and self.bar is None and elapsed > 1.0:
+        if self.enabled and self.bar is None and time.perf_counter() - self.start > 1.0:
             from rich.progress import Progress
 
             self.bar = Progress(transient=True)
@@ -66,63 +64,128 @@ def raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt("Ctrl-C" if signum == signal.SIGINT else "SIGTERM")
 
 
-@contextmanager
-def interrupts_raise(signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> Iterator[None]:
-    """While inside, the signals raise ``KeyboardInterrupt`` (SIGINT also when the process
-    was started in the background, where it is otherwise ignored)."""
-    try:
-        previous = {s: signal.signal(s, raise_interrupt) for s in signals}
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
+class Signals:
+    """SIGINT, SIGTERM and the ``run.timeout_seconds`` alarm as exceptions, held back while
+    the run's record is written (:meth:`recording`).
+
+    While the run is created (phase ``start``) a signal waits until the run exists, then
+    ends it (KILLED, or FAILED for the timeout). Once the final record is being written
+    (phase ``finish``) the work is done: the timeout no longer applies and an interrupt is
+    kept in :attr:`pending` for the caller to report after the record is complete. A
+    second interrupt while one is held back takes effect at once. Outside the main thread
+    nothing is installed.
+    """
+
+    def __init__(self, timeout: float | None) -> None:
+        self.timeout = timeout
+        self.start = time.perf_counter()
+        self.phase: str | None = None
+        self.finishing = False
+        self.pending: BaseException | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> Signals:
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not the main thread
+            return self
+        if self.timeout is not None:
+            signal.setitimer(signal.ITIMER_REAL, self.timeout)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        for sig, old in self._previous.items():
             signal.signal(sig, old)
+        self._previous = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGALRM:
+            if self.finishing:
+                return  # the work is done: nothing left to time out
+            exc: BaseException = RunTimeout(
+                f"run.timeout_seconds={self.timeout:g} exceeded after "
+                f"{time.perf_counter() - self.start:.1f} s"
+            )
+        else:
+            exc = KeyboardInterrupt("Ctrl-C" if signum == signal.SIGINT else "SIGTERM")
+        held = self.phase is not None or self.finishing
+        if not held or self.pending is not None:
+            raise exc
+        self.pending = exc
+
+    @contextmanager
+    def recording(self, phase: str) -> Iterator[None]:
+        """Hold signals back while the record is written (``start`` or ``finish``)."""
+        self.phase = phase
+        self.finishing = self.finishing or phase == "finish"
+        try:
+            yield
+        finally:
+            self.phase = None
+        if phase == "start" and self.pending is not None:
+            exc, self.pending = self.pending, None
+            raise exc
+
+
+def _absolute_inputs(cfg: DictConfig, root: Path) -> None:
+    """Input files named relative to the launch directory (Hydra may have changed into
+    the run's output directory, ``hydra.job.chdir=true``)."""
+    from omegaconf import OmegaConf
+
+    for key in INPUT_PATHS:
+        value = OmegaConf.select(cfg, key)
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            OmegaConf.update(cfg, key, str(root / value))
 
 
 def execute(
     cfg: DictConfig,
     output_dir: Path,
     *,
+    root: Path | None = None,
     job_num: int | None = None,
     batch: str | None = None,
-) -> RunResult:
-    """Prepare and run one config with progress and signal handling, and print its summary.
+) -> tuple[RunResult, BaseException | None]:
+    """Prepare and run one config with progress and signals, and print its summary.
 
-    An invalid config raises its :class:`UserError` before anything is recorded, except
-    inside a batch, where it is recorded as a FAILED child so that the sweep shows it.
+    Returns the result and an interrupt that arrived while the finished run was being
+    recorded (the caller reports it). ``root`` is the launch directory: relative input
+    paths and the default store are resolved against it. An invalid config raises its
+    :class:`UserError` before anything is recorded, except inside a batch, where any
+    failure to prepare is recorded as a FAILED child so that the sweep shows it; a
+    timeout while preparing is recorded FAILED in any case (it is not the config's fault).
     """
     from lret_runner import experiment
     from lret_runner.tracking import make_tracker
 
-    tracker = make_tracker(cfg.tracking)
+    root = root or Path.cwd()
+    tracker = make_tracker(cfg.tracking, root)
     quiet = cfg.run.quiet or not sys.stdout.isatty()
-    progress = _Progress(enabled=not quiet, timeout=cfg.run.timeout_seconds)
+    progress = _Progress(enabled=not quiet)
+    options = {"output_dir": output_dir, "batch": batch, "job_num": job_num}
     try:
-        with interrupts_raise():
+        with Signals(cfg.run.timeout_seconds) as signals:
             try:
+                _absolute_inputs(cfg, root)
                 prepared = experiment.prepare(cfg)
-                result = experiment.run(
-                    prepared,
-                    tracker,
-                    output_dir=output_dir,
-                    progress=progress,
-                    batch=batch,
-                    job_num=job_num,
-                )
-            except UserError as exc:
-                if batch is None:
+            except Exception as exc:
+                if batch is None and not isinstance(exc, RunTimeout):
                     raise
                 result = experiment.record_failure(
-                    cfg, tracker, exc, output_dir=output_dir, batch=batch, job_num=job_num
+                    cfg, tracker, exc, recording=signals.recording, **options
+                )
+            else:
+                result = experiment.run(
+                    prepared, tracker, progress=progress, recording=signals.recording, **options
                 )
     finally:
         progress.close()
     if not cfg.run.quiet:
         _print_summary(result, tracker.where(result.run_id or "", cfg.session.name), output_dir)
-    return result
+    return result, signals.pending
 
 
 def run_from_hydra(cfg: DictConfig) -> float | None:
@@ -137,9 +200,10 @@ def run_from_hydra(cfg: DictConfig) -> float | None:
     verbose = bool(hc.verbose)
     multirun = hc.mode == RunMode.MULTIRUN
     try:
-        result = execute(
+        result, interrupt = execute(
             cfg,
             Path(hc.runtime.output_dir),
+            root=Path(hc.runtime.cwd),
             job_num=hc.job.num if multirun else None,
             batch=os.environ.get(BATCH_ENV) if multirun else None,
         )
@@ -148,6 +212,21 @@ def run_from_hydra(cfg: DictConfig) -> float | None:
         if multirun:
             raise
         sys.exit(1)
+    except KeyboardInterrupt as exc:  # before the run existed: nothing was recorded
+        message = f"interrupted ({str(exc) or 'Ctrl-C'}) before the run started: nothing recorded"
+        _report(message, exc, verbose)
+        if multirun:
+            raise KeyboardInterrupt(message) from None
+        sys.exit(130)
+    if interrupt is not None:
+        message = (
+            f"interrupted ({interrupt}) while run {result.run_id} was being recorded; "
+            f"it was recorded {result.status} first"
+        )
+        _report(message, None, verbose)
+        if multirun:
+            raise KeyboardInterrupt(message)
+        sys.exit(130)
     if result.status == "FINISHED":
         return result.fidelity
     message = f"run {result.run_id} {result.status}: {result.error}"

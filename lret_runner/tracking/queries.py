@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lret_runner.errors import TrackingError, UserError
+from lret_runner.tracking import owners
 from lret_runner.tracking import vocabulary as V
 from lret_runner.tracking.sessions import SessionInfo, Sessions, iso_from_ms
 
@@ -490,6 +491,24 @@ class Queries:
         return SessionSummary(info, runs, batches, dict(sorted(statuses.items())), latest)
 
     # ------------------------------------------------------------------ the runner's reads
+    def orphans(self, session: str | None = None) -> list[tuple[RunSummary, str]]:
+        """RUNNING runs whose process is gone (on this host), each with why."""
+        found = []
+        for run in self.runs(session, status="RUNNING", limit=None):
+            reason = owners.gone(run.tags)
+            if reason is not None:
+                found.append((run, reason))
+        return found
+
+    def end_orphans(self, session: str | None = None) -> list[tuple[RunSummary, str]]:
+        """End the :meth:`orphans` KILLED, their reason as the error; returns them."""
+        found = self.orphans(session)
+        for run, reason in found:
+            self.client.set_tag(run.run_id, V.STATUS, "KILLED")
+            self.client.set_tag(run.run_id, V.ERROR, reason)
+            self.client.set_terminated(run.run_id, status="KILLED")
+        return found
+
     def batch_children(self, parent_run_id: str) -> list[RunSummary]:
         """The jobs of a batch, by job number."""
         parent = self.client.get_run(parent_run_id)
@@ -497,6 +516,21 @@ class Queries:
             [parent.info.experiment_id], f"tags.`{V.PARENT_RUN}` = '{parent_run_id}'"
         )
         return sorted(runs, key=lambda r: (r.job_num is None, r.job_num or 0))
+
+    def batch_jobs(self, parent_run_id: str) -> list[RunSummary]:
+        """Every job of a batch by job number: its children, and for the jobs a resumed
+        sweep skipped, the earlier runs they reused (with this batch's job numbers)."""
+        jobs = self.batch_children(parent_run_id)
+        tags = self.client.get_run(parent_run_id).data.tags
+        for key, run_id in tags.items():
+            if key.startswith(V.SKIPPED_TAG):
+                reused = self._get(run_id)
+                if reused is not None:
+                    job = key.removeprefix(V.SKIPPED_TAG)
+                    jobs.append(
+                        dataclasses.replace(reused, job_num=int(job) if job.isdigit() else None)
+                    )
+        return sorted(jobs, key=lambda r: (r.job_num is None, r.job_num or 0))
 
     def finished_run(self, session: str, config_hash: str) -> RunSummary | None:
         """A FINISHED run of this config hash in the session (``sweep.resume``), if any."""

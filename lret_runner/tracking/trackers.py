@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from lret_runner.errors import ConfigError, TrackingError
 from lret_runner.tracking import vocabulary as V
+from lret_runner.tracking.owners import owner_tags
 from lret_runner.tracking.queries import Queries, RunSummary
 from lret_runner.tracking.sessions import Sessions
 from lret_runner.tracking.store import connect, default_artifact_location, default_uri
@@ -67,8 +68,18 @@ class Tracker(Protocol):
         """A FINISHED run of this config in the session (``sweep.resume``)."""
         return None
 
+    records = False  # whether runs are recorded at all (a batch needs them)
+
     def batch_children(self, parent_run_id: str) -> list[RunSummary]:
-        """The jobs of a batch."""
+        """The child runs of a batch."""
+        return []
+
+    def batch_jobs(self, parent_run_id: str) -> list[RunSummary]:
+        """Every job of a batch: its children and the runs its skipped jobs reused."""
+        return []
+
+    def end_orphans(self, session: str) -> list[tuple[RunSummary, str]]:
+        """End KILLED the session's RUNNING runs whose process is gone; returns them, with why."""
         return []
 
     def refresh_counts(self, parent_run_id: str) -> dict[str, int]:
@@ -124,10 +135,11 @@ class MlflowTracker(Tracker):
         tags: Mapping[str, Any] | None = None,
     ) -> str:
         experiment_id = self.sessions.open(session, description)
+        tags = {**owner_tags(), **(tags or {})}
         run = self.client.create_run(
             experiment_id,
             run_name=run_name,
-            tags={k: str(v) for k, v in (tags or {}).items() if v is not None},
+            tags={k: str(v) for k, v in tags.items() if v is not None},
         )
         return str(run.info.run_id)
 
@@ -190,8 +202,18 @@ class MlflowTracker(Tracker):
     def finished_run(self, session: str, config_hash: str) -> RunSummary | None:
         return self.queries.finished_run(session, config_hash)
 
+    records = True
+
     def batch_children(self, parent_run_id: str) -> list[RunSummary]:
         return self.queries.batch_children(parent_run_id)
+
+    def batch_jobs(self, parent_run_id: str) -> list[RunSummary]:
+        return self.queries.batch_jobs(parent_run_id)
+
+    def end_orphans(self, session: str) -> list[tuple[RunSummary, str]]:
+        if self.client.get_experiment_by_name(session) is None:
+            return []
+        return self.queries.end_orphans(session)
 
     def refresh_counts(self, parent_run_id: str) -> dict[str, int]:
         """Recount the batch's children by status and log the counts on the parent.
@@ -220,10 +242,13 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def make_tracker(tracking_cfg: Any) -> Tracker:
-    """The tracker a ``tracking`` config section asks for."""
+def make_tracker(tracking_cfg: Any, root: Path | None = None) -> Tracker:
+    """The tracker a ``tracking`` config section asks for; the default store is under
+    ``root/mlruns`` (the launch directory, whatever the current one is)."""
     if tracking_cfg.name == "none":
         return NullTracker()
     return MlflowTracker(
-        tracking_cfg.tracking_uri, tracking_cfg.artifact_location, tracking_cfg.timeout_seconds
+        tracking_cfg.tracking_uri or default_uri(root),
+        tracking_cfg.artifact_location,
+        tracking_cfg.timeout_seconds,
     )

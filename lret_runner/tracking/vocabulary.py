@@ -17,6 +17,10 @@ CONFIG_HASH = "config_hash"  # hash of the result-affecting config (sweep.resume
 CONFIG = "lret.config"  # that config as JSON: typed params for the readers
 JOB_NUM = "job_num"  # the job's number in its sweep
 LINEAGE_PARENT = "lret.lineage.parent"  # the run this run was derived from (lineage.parent)
+# the process that runs it: a RUNNING run whose process is gone was killed (SIGKILL, a crash)
+OWNER_HOST = "lret.owner.host"
+OWNER_PID = "lret.owner.pid"
+OWNER_STARTED = "lret.owner.started"  # the process's start time (pids are reused)
 
 # ---------------------------------------------------------------- the batch protocol
 # A multirun is one parent run (the batch); each job is a child run of it.
