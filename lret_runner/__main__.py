@@ -17,7 +17,10 @@ from lret_runner.config import register_configs
 register_configs()
 
 # the only config-selected Python targets Hydra may instantiate
-TRUSTED_TARGETS = ["lret_runner.task.batch.BatchCallback"]
+TRUSTED_TARGETS = [
+    "lret_runner.task.batch.BatchCallback",
+    "lret_runner.task.terminal.OutputDirCheck",
+]
 
 
 @hydra.main(config_path="conf", config_name="config", execution_whitelist=TRUSTED_TARGETS)

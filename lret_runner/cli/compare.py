@@ -30,7 +30,13 @@ def _plot(comparison: Comparison, path: str) -> str:
         )
     except ValueError as exc:
         raise UserError(f"--plot: {exc}") from None
-    return str(plots.save(fig, path))
+    try:
+        return str(plots.save(fig, path))
+    except OSError as exc:  # a directory, an unwritable place, a path through a file
+        raise UserError(
+            f"--plot {path}: cannot write the chart there ({exc.strerror or exc}): "
+            "give the path of a PNG file in a writable directory"
+        ) from None
 
 
 def _show(ctx: Context, console: Console, comparison: Comparison, plot: str | None) -> None:

@@ -106,7 +106,10 @@ def _show_detail(ctx: Context, console: Console, run: RunDetail) -> None:
         ctx.text(f"outcomes ({sum(run.counts.values())} shots):")
         ctx.text(tables.histogram(run.counts))
     else:
-        ctx.text("outcomes: no counts.json artifact (shots=0, or the run did not finish)")
+        ctx.text(
+            "outcomes: no readable counts.json artifact "
+            "(shots=0, the run did not finish, or the file is damaged)"
+        )
 
 
 def tag(ctx: Context, args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from lret_runner.errors import RunTimeout, UserError
@@ -139,6 +140,32 @@ def _absolute_inputs(cfg: DictConfig, root: Path) -> None:
         value = OmegaConf.select(cfg, key)
         if isinstance(value, str) and value and not Path(value).is_absolute():
             OmegaConf.update(cfg, key, str(root / value))
+
+
+class OutputDirCheck(Callback):
+    """Hydra creates the output directory before the task starts: a place it cannot create
+    (``hydra.run.dir`` or ``hydra.sweep.dir`` through a file, or not writable) ends the
+    command with one line naming the setting, instead of Hydra's traceback."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _creatable("hydra.run.dir", config.hydra.run.dir)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _creatable("hydra.sweep.dir", config.hydra.sweep.dir)
+
+
+def _creatable(key: str, path: str) -> None:
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK):
+            raise PermissionError(13, "not writable")
+    except OSError as exc:
+        print(
+            f"lret_runner: {key}={path} cannot be used as the output directory "
+            f"({exc.strerror or exc}): choose a writable place",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
 
 
 def execute(

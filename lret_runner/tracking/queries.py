@@ -399,7 +399,11 @@ class Queries:
         try:
             with tempfile.TemporaryDirectory(prefix="lret-counts-") as tmp:
                 path = self.client.download_artifacts(run_id, "counts.json", dst_path=tmp)
-                return {str(k): int(v) for k, v in json.loads(Path(path).read_text()).items()}
+                try:
+                    counts = json.loads(Path(path).read_text())
+                    return {str(k): int(v) for k, v in counts.items()}
+                except (ValueError, TypeError, AttributeError):
+                    return None  # a corrupt counts.json: the rest of the run still shows
         finally:
             if previous is None:
                 os.environ.pop(bar, None)
