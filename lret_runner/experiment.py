@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lret_runner import __version__, metrics
-from lret_runner.errors import ConfigError, MemoryRefusal, UserError, check_range
+from lret_runner.errors import ConfigError, MemoryRefusal, TrackingError, UserError, check_range
 from lret_runner.simulators import (
     CompiledCircuit,
     Engine,
@@ -492,6 +492,10 @@ def _finish(
         tracker.log_artifacts(run_id, files)
     except Exception as exc:
         failure = f"recording the run failed: {type(exc).__name__}: {exc}"
+        if isinstance(exc, OSError):  # a place that cannot be written: the user's to fix
+            exc = TrackingError(
+                f"{failure} (check tracking.artifact_location and the output directory)"
+            )
         if result.status == "FINISHED":
             result.status, result.error, result.exception = "FAILED", failure, exc
         else:
