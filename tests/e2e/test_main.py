@@ -478,3 +478,22 @@ def test_sigint_records_the_run_killed(killed: Killed) -> None:
 
 def test_sigint_error_says_ctrl_c(killed: Killed) -> None:
     assert killed.run.data.tags.get("error") == "interrupted (Ctrl-C)"
+
+
+# ---------------------------------------------------------------- hydra.job.chdir
+def test_chdir_keeps_the_default_store_and_relative_inputs(run_cli: Any, tmp_path: Path) -> None:
+    import shutil
+
+    from lret_runner.circuits import EXAMPLE_QASM
+
+    shutil.copy(EXAMPLE_QASM, tmp_path / "mine.qasm")
+    args = ["circuit=qasm", "circuit.path=mine.qasm", "run.quiet=true", "hydra.job.chdir=true"]
+    done = Done(
+        run_cli(args, tmp_path, env={"MLFLOW_TRACKING_URI": None}),
+        tmp_path,
+        Store(sqlite_uri(tmp_path)),
+    )
+    assert done.proc.returncode == 0, describe(done.proc)
+    assert done.run.info.status == "FINISHED"  # in <launch dir>/mlruns, not the run's dir
+    assert not list(tmp_path.glob("outputs/**/mlruns"))
+    assert done.run.data.params["circuit.path"] == str(tmp_path / "mine.qasm")
