@@ -70,12 +70,21 @@ def session_info(exp: Any) -> SessionInfo:
 
 
 def check_name(name: Any) -> str:
-    """A usable session name, else a :class:`SessionError` naming ``session.name``."""
+    """A usable session name, else a :class:`SessionError` naming ``session.name``.
+
+    Called before anything is written to the session: an empty name or one longer than
+    MLflow allows for an experiment would otherwise fail inside MLflow.
+    """
+    allowed = f"a session name is a non-empty text of at most {NAME_MAX_CHARS} characters"
     if not isinstance(name, str) or not name.strip():
-        raise SessionError(f"session.name={name!r} is invalid: must be a non-empty name")
+        raise SessionError(
+            f"session.name={name!r} is invalid: {allowed}; set session.name=<name> "
+            "(the default is 'default')"
+        )
     if len(name) > NAME_MAX_CHARS:
         raise SessionError(
-            f"session.name ({len(name)} characters) is invalid: at most {NAME_MAX_CHARS}"
+            f"session.name={name[:20]!r}... ({len(name)} characters) is invalid: {allowed}; "
+            "choose a shorter session.name"
         )
     return name
 
