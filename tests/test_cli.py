@@ -582,7 +582,7 @@ def test_runs_show_failed_and_unknown(store: Store, capsys: pytest.CaptureFixtur
         record["status"] == "FAILED" and record["counts"] is None and record["rank_history"] == []
     )
     code, out, _ = call(store, capsys, "runs", "show", store.failed)
-    assert code == 0 and "RunTimeout" in out and "no counts" in out
+    assert code == 0 and "RunTimeout" in out and "no readable counts" in out
     code, _, err = call(store, capsys, "runs", "show", MISSING_RUN)
     user_error(code, err, MISSING_RUN, "does not exist")
 

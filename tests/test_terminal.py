@@ -52,6 +52,7 @@ def test_outside_the_record_an_interrupt_is_raised_at_once() -> None:
 
 def test_the_timeout_no_longer_applies_once_the_result_is_recorded() -> None:
     with Signals(0.05) as signals:
+        signals.arm()
         with signals.recording("finish"):
             time.sleep(0.2)  # the alarm fires in here
         time.sleep(0.1)
@@ -60,8 +61,8 @@ def test_the_timeout_no_longer_applies_once_the_result_is_recorded() -> None:
 
 def test_handlers_are_restored() -> None:
     before = signal.getsignal(signal.SIGTERM)
-    with Signals(1.0):
-        pass
+    with Signals(1.0) as signals:
+        signals.arm()
     assert signal.getsignal(signal.SIGTERM) is before
     assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
 

@@ -90,10 +90,14 @@ class Signals:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
                 self._previous[sig] = signal.signal(sig, self._handle)
         except ValueError:  # not the main thread
-            return self
-        if self.timeout is not None:
-            signal.setitimer(signal.ITIMER_REAL, self.timeout)
+            pass
         return self
+
+    def arm(self) -> None:
+        """Start the ``run.timeout_seconds`` clock (where its RunTimeout can be handled)."""
+        self.start = time.perf_counter()
+        if self.timeout is not None and self._previous:
+            signal.setitimer(signal.ITIMER_REAL, self.timeout)
 
     def __exit__(self, *exc: object) -> None:
         if self._previous:
@@ -196,6 +200,7 @@ def execute(
     try:
         with Signals(cfg.run.timeout_seconds) as signals:
             try:
+                signals.arm()
                 _absolute_inputs(cfg, root)
                 prepared = experiment.prepare(cfg)
             except Exception as exc:

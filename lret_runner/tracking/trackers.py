@@ -14,7 +14,7 @@ from lret_runner.errors import ConfigError, TrackingError
 from lret_runner.tracking import vocabulary as V
 from lret_runner.tracking.owners import owner_tags
 from lret_runner.tracking.queries import Queries, RunSummary
-from lret_runner.tracking.sessions import Sessions
+from lret_runner.tracking.sessions import Sessions, check_name
 from lret_runner.tracking.store import connect, default_artifact_location, default_uri
 
 PARAM_MAX_CHARS = 6000  # MLflow's limit on a param value
@@ -134,6 +134,7 @@ class MlflowTracker(Tracker):
         run_name: str | None = None,
         tags: Mapping[str, Any] | None = None,
     ) -> str:
+        check_name(session)  # before the store is touched
         experiment_id = self.sessions.open(session, description)
         tags = {**owner_tags(), **(tags or {})}
         run = self.client.create_run(
