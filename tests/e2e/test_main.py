@@ -356,7 +356,7 @@ def _fdm_needs_more_than_free_memory() -> bool:
 @pytest.mark.skipif(
     not _fdm_needs_more_than_free_memory(), reason="this machine could hold a 16-qubit fdm"
 )
-def test_oversized_fdm_is_refused_and_recorded_failed(
+def test_oversized_fdm_is_refused_before_anything_is_recorded(
     run_cli: Any, store: Store, tmp_path: Path
 ) -> None:
     args = [
@@ -366,17 +366,12 @@ def test_oversized_fdm_is_refused_and_recorded_failed(
         "run.quiet=true",
         "session.name=fdm_oversized",
     ]
-    done = Done(run_cli(args, tmp_path, env=store.env), tmp_path, store)
-    assert done.proc.returncode != 0
-    assert "lret" in done.proc.stderr, describe(done.proc)
-    assert "Traceback" not in done.output
-    (run,) = store.session_runs("fdm_oversized")
-    assert run.info.status == "FAILED"
-    assert run.data.tags.get("error")
-    assert done.result["status"] == "FAILED"
-    assert done.result["error"]
-    assert done.result["run_id"] == run.info.run_id
-    assert run.data.tags["error"] == done.result["error"]
+    proc = run_cli(args, tmp_path, env=store.env)
+    assert proc.returncode == 1
+    assert "simulator=lret" in proc.stderr, describe(proc)
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert store.client.get_experiment_by_name("fdm_oversized") is None
+    assert result_files(tmp_path) == []
 
 
 def test_timeout_is_recorded_failed(run_cli: Any, store: Store, tmp_path: Path) -> None:
