@@ -8,7 +8,9 @@ import signal
 import time
 from pathlib import Path
 
-import pytest
+import cirq  # noqa: F401  (imported up front: these tests' timeouts must not land inside
+import matplotlib.figure  # noqa: F401  an import, which would leave it half-done for the
+import pytest  # other tests of this process)
 
 from lret_runner.errors import RunTimeout
 from lret_runner.task.terminal import Signals, execute
