@@ -25,6 +25,14 @@ from lret_runner.errors import CircuitError, CircuitFileNotFound, check_range
 # bundled example: 3 qubits with h, cx, ccx, rz and a final measurement
 EXAMPLE_QASM = Path(__file__).with_name("data") / "example.qasm"
 
+# Building a circuit, adding its noise and compiling it take about a minute per million
+# gates (measured: 687,500 gates and their noise in 43 s): a circuit of more gates is
+# refused before it is built (circuit.depth=10**7 at 4 qubits: about 40 minutes).
+MAX_OPERATIONS = 1_000_000
+# an OpenQASM file larger than this is refused before it is read (a circuit of
+# MAX_OPERATIONS gates is about 20 MB of OpenQASM)
+QASM_MAX_BYTES = 64 * 2**20
+
 SINGLE_QUBIT_GATES = ("h", "x", "y", "z", "s", "t", "rx", "ry", "rz")
 TWO_QUBIT_GATES = ("cnot", "cz", "iswap")
 QAOA_GRAPHS = ("ring", "random")
@@ -59,6 +67,29 @@ def _check_int(field: str, value: Any, minimum: int) -> int:
             what="must be an integer",
         )
     )
+
+
+def _check_seed(seed: Any) -> int | None:
+    """A seed is null or a non-negative integer (numpy's generators refuse negative seeds)."""
+    return None if seed is None else _check_int("seed", seed, 0)
+
+
+def _check_size(
+    field: str, value: int, gates_per_unit: int, n_qubits: int, shown: str | None = None
+) -> None:
+    """Refuse, before building, a circuit of more than :data:`MAX_OPERATIONS` gates:
+    ``value`` units of ``circuit.<field>`` (moments, layers, iterations) of at most
+    ``gates_per_unit`` gates each (``shown``: how to show the value, if not as given)."""
+    total = value * gates_per_unit
+    if total > MAX_OPERATIONS:
+        most = max(1, MAX_OPERATIONS // gates_per_unit)
+        raise CircuitError(
+            f"circuit.{field}={shown or value} is invalid for circuit.n_qubits={n_qubits}: "
+            "the circuit "
+            f"would have about {total:,} gates, more than the {MAX_OPERATIONS:,} a circuit may "
+            f"have (preparing a million gates takes about a minute); "
+            f"use circuit.{field} <= {most} at this n_qubits"
+        )
 
 
 def _check_gate_pool(field: str, names: Sequence[str], allowed: Sequence[str]) -> tuple[str, ...]:
@@ -104,6 +135,8 @@ def random_circuit(
     """
     n = _check_int("n_qubits", n_qubits, 1)
     depth = _check_int("depth", depth, 1)
+    seed = _check_seed(seed)
+    _check_size("depth", depth, n, n)
     pool_1q = _check_gate_pool("single_qubit_gates", single_qubit_gates, SINGLE_QUBIT_GATES)
     pool_2q = _check_gate_pool("two_qubit_gates", two_qubit_gates, TWO_QUBIT_GATES)
     rng = np.random.default_rng(seed)
@@ -181,6 +214,7 @@ def qaoa_edges(
 ) -> list[tuple[int, int]]:
     """The MaxCut graph of :func:`qaoa` as a list of edges (i, j) with i < j."""
     n = _check_int("n_qubits", n_qubits, 2)
+    seed = _check_seed(seed)
     if graph not in QAOA_GRAPHS:
         raise CircuitError(
             f"circuit.graph={graph!r} is invalid: must be one of {', '.join(QAOA_GRAPHS)}"
@@ -220,7 +254,9 @@ def qaoa(
     """
     n = _check_int("n_qubits", n_qubits, 2)
     p = _check_int("p", p, 1)
+    seed = _check_seed(seed)
     edges = qaoa_edges(n, graph, edge_probability, seed)
+    _check_size("p", p, len(edges) + n, n)
     rng = np.random.default_rng(None if seed is None else [seed, 1])
     gamma_list = _angles("gammas", gammas, p, rng)
     beta_list = _angles("betas", betas, p, rng)
@@ -243,6 +279,8 @@ def vqe(
     """
     n = _check_int("n_qubits", n_qubits, 1)
     depth = _check_int("depth", depth, 1)
+    seed = _check_seed(seed)
+    _check_size("depth", depth, 3 * n, n)  # RY, RZ on every qubit, n - 1 CNOTs
     rng = np.random.default_rng(seed)
     qubits = cirq.LineQubit.range(n)
     circuit = cirq.Circuit()
@@ -274,6 +312,7 @@ def grover(
     the diffuser is H X (multi-controlled Z) X H on all qubits.
     """
     n = _check_int("n_qubits", n_qubits, 2)
+    seed = _check_seed(seed)
     if marked is None:
         marked = "".join(str(b) for b in np.random.default_rng(seed).integers(0, 2, size=n))
     marked = str(marked)
@@ -281,9 +320,12 @@ def grover(
         raise CircuitError(
             f"circuit.marked={marked!r} is invalid: must be a bitstring of {n} characters 0/1"
         )
+    shown = None
     if iterations is None:
         iterations = max(1, math.floor(math.pi / 4 * math.sqrt(2**n)))
+        shown = f"null (the optimum, {iterations})"
     iterations = _check_int("iterations", iterations, 1)
+    _check_size("iterations", iterations, 6 * n + 2, n, shown)  # oracle and diffuser
     qubits = cirq.LineQubit.range(n)
     zeros = [q for q, bit in zip(qubits, marked, strict=True) if bit == "0"]
     mcz = cirq.Z.controlled(n - 1).on(*qubits)
@@ -296,43 +338,118 @@ def grover(
 
 
 _QASM_LINE = re.compile(r"\bat line (\d+)")
-_QREG = re.compile(r"\bqreg\s+([A-Za-z_]\w*)\s*\[\s*(\d+)\s*\]")
+# "OPENQASM 3;" is OpenQASM 3.0 (Cirq's parser only knows the spelling "3.0")
+_QASM3_SHORT = re.compile(r"^([ \t]*)OPENQASM[ \t]+3[ \t]*;", re.MULTILINE)
+_QASM_VERSIONS = "OpenQASM 2.0, or the OpenQASM 3.0 subset Cirq reads"
 
 
 def from_qasm(*, path: str | Path, measure: bool = False) -> cirq.Circuit:
-    """Read an OpenQASM 2.0 file; its qubits become ``LineQubit``s in register order.
+    """Read an OpenQASM 2.0 or 3.0 file; its qubits become ``LineQubit``s in register order.
 
-    Registers are numbered in the order of their ``qreg`` declarations (``q[0]`` of the
-    first register is ``LineQubit(0)``). Declared but unused qubits are not part of the
-    circuit. Measurements in the file are kept (Cirq keys them ``<creg>_<index>``);
-    ``measure`` adds the final measurement (key ``m``) only if the file has none.
-    A missing file raises :class:`CircuitFileNotFound` (a ``FileNotFoundError``); a
-    malformed one a :class:`CircuitError` naming the file and the line.
+    Registers are numbered in the order of their declarations (``qreg q[2];`` in
+    OpenQASM 2, ``qubit[2] q;`` or ``qubit q;`` in OpenQASM 3, mixed as they come):
+    ``q[0]`` of the first register is ``LineQubit(0)``, so the same program in either
+    version has the same qubit order and bitstrings. OpenQASM 3 is read as far as
+    Cirq's parser reads it (declarations, the standard gates, ``c[i] = measure q[i];``);
+    anything else is reported with its line. Declared but unused qubits are not part of
+    the circuit (a file whose circuit acts on no qubit is refused). Measurements in the
+    file are kept (Cirq keys them ``<creg>_<index>``); ``measure`` adds the final
+    measurement (key ``m``) only if the file has none.
+
+    A missing file raises :class:`CircuitFileNotFound` (a ``FileNotFoundError``);
+    anything else that makes the file unusable (a directory, unreadable, not UTF-8,
+    too large, malformed, no qubits, more than :data:`MAX_OPERATIONS` gates) a
+    :class:`CircuitError` naming ``circuit.path``, the file and what to do.
     """
-    from cirq.contrib.qasm_import import QasmException, circuit_from_qasm  # needs ``ply``
+    from cirq.contrib.qasm_import import QasmException  # needs ``ply``
+    from cirq.contrib.qasm_import._parser import QasmParser
 
     path = Path(path)
-    if not path.is_file():
-        raise CircuitFileNotFound(f"circuit.path={str(path)!r}: QASM file not found")
-    text = path.read_text()
+    key = f"circuit.path={str(path)!r}"
+    text = _read_qasm(path, key)
     try:
-        circuit = circuit_from_qasm(text)
+        parsed = QasmParser().parse(_QASM3_SHORT.sub(r"\1OPENQASM 3.0;", text, count=1))
     except QasmException as exc:
         message = str(getattr(exc, "message", exc))
         found = _QASM_LINE.search(message)
         line = found.group(1) if found else f"{len(text.splitlines())} (end of file)"
-        raise CircuitError(f"{path}: line {line}: invalid OpenQASM: {message}") from exc
-    mapping: dict[cirq.Qid, cirq.Qid] = {}
-    for name, size in _QREG.findall(_strip_comments(text)):
-        for i in range(int(size)):
-            mapping[cirq.NamedQubit(f"{name}_{i}")] = cirq.LineQubit(len(mapping))
-    circuit = circuit.transform_qubits(lambda q: mapping.get(q, q))
+        raise CircuitError(
+            f"{key}: line {line}: invalid OpenQASM: {message}. Fix the file "
+            f"(lret_runner reads {_QASM_VERSIONS})"
+        ) from exc
+    except (ArithmeticError, ValueError, TypeError, LookupError, RecursionError) as exc:
+        # the parser evaluates expressions such as rz(1/0) while it reads
+        raise CircuitError(
+            f"{key}: invalid OpenQASM: {type(exc).__name__}: {exc}. Fix the file "
+            f"(lret_runner reads {_QASM_VERSIONS})"
+        ) from exc
+    order = [
+        cirq.NamedQubit(f"{name}_{i}") for name, size in parsed.qregs.items() for i in range(size)
+    ]
+    mapping: dict[cirq.Qid, cirq.Qid] = {q: cirq.LineQubit(i) for i, q in enumerate(order)}
+    circuit = parsed.circuit.transform_qubits(lambda q: mapping.get(q, q))
     qubits = sorted(circuit.all_qubits())
+    if not qubits:
+        raise CircuitError(
+            f"{key}: the file's circuit acts on no qubit ({len(order)} declared, none used by "
+            "a gate or a measurement): a circuit needs at least one qubit; point circuit.path "
+            "at a file with gates"
+        )
+    gates = sum(1 for _ in circuit.all_operations())
+    if gates > MAX_OPERATIONS:
+        raise CircuitError(
+            f"{key}: the file has {gates:,} operations, more than the {MAX_OPERATIONS:,} a "
+            "circuit may have (preparing a million gates takes about a minute); shorten "
+            "the circuit"
+        )
     return _finish(circuit, qubits, measure and not circuit.has_measurements())
 
 
-def _strip_comments(text: str) -> str:
-    return re.sub(r"//[^\n]*", "", text)
+def _read_qasm(path: Path, key: str) -> str:
+    """The text of an OpenQASM file, or the error that says why it cannot be used."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise CircuitFileNotFound(f"{key}: QASM file not found") from None
+    except OSError as exc:
+        raise CircuitError(
+            f"{key}: cannot read the QASM file ({exc.strerror or exc}): check the path and "
+            "its permissions"
+        ) from None
+    if path.is_dir():
+        raise CircuitError(
+            f"{key} is a directory, not an OpenQASM file: point circuit.path at a .qasm file"
+        )
+    if not path.is_file():
+        raise CircuitError(
+            f"{key} is not a regular file (a device, a pipe or a socket): point circuit.path "
+            "at a .qasm file"
+        )
+    if info.st_size > QASM_MAX_BYTES:
+        raise CircuitError(
+            f"{key}: the file is {info.st_size / 2**20:.0f} MiB, more than the "
+            f"{QASM_MAX_BYTES // 2**20} MiB an OpenQASM file may have (a circuit has at most "
+            f"{MAX_OPERATIONS:,} gates): shorten the circuit"
+        )
+    try:
+        data = path.read_bytes()
+    except PermissionError:
+        raise CircuitError(
+            f"{key}: permission denied reading the QASM file: make it readable by this user "
+            f"(chmod a+r {str(path)!r}) or point circuit.path at a copy"
+        ) from None
+    except OSError as exc:
+        raise CircuitError(
+            f"{key}: cannot read the QASM file ({exc.strerror or exc}): check the file"
+        ) from None
+    try:
+        return data.decode("utf-8-sig")  # a byte-order mark is tolerated
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise CircuitError(
+            f"{key}: the file is not UTF-8 text (byte 0x{data[exc.start]:02x} at line {line}, "
+            f"offset {exc.start}): an OpenQASM file is text; save it as UTF-8 or ASCII"
+        ) from None
 
 
 # --------------------------------------------------------------------------- registry

@@ -45,8 +45,9 @@ if TYPE_CHECKING:
 
 # probabilities are a 2^n vector: beyond this they are not saved
 PROBABILITIES_MAX_QUBITS = 16
-MAX_QUBITS = 30  # circuit.n_qubits beyond this is refused
+MAX_QUBITS = 30  # circuit.n_qubits (or a QASM file's qubit count) beyond this is refused
 EXACT_MAX_QUBITS_LIMIT = 20  # run.exact_max_qubits beyond this is refused
+MAX_SHOTS = 10**9  # run.shots beyond this is refused (numpy samples at most 2^63 - 1)
 
 
 @dataclass
@@ -120,12 +121,15 @@ class Prepared:
 def prepare(cfg: Any) -> Prepared:
     """Validate ``cfg`` and build everything its run needs (see the module docstring)."""
     from lret_runner.circuits import build_circuit
-    from lret_runner.config import check_option_names, plain
+    from lret_runner.config import check_known_keys, check_option_names, plain
+    from lret_runner.errors import CircuitError
     from lret_runner.noise import add_noise, build_noise_model
 
+    check_known_keys(cfg)
     check_option_names(cfg)
     run = cfg.run
-    check_range("run.shots", run.shots, 0, integer=True)
+    check_range("run.shots", run.shots, 0, MAX_SHOTS, integer=True)
+    check_range("run.seed", run.seed, 0, integer=True)
     check_range("run.exact_max_qubits", run.exact_max_qubits, 1, EXACT_MAX_QUBITS_LIMIT)
     if run.timeout_seconds is not None:
         check_range("run.timeout_seconds", run.timeout_seconds, 0, open_low=True)
@@ -134,15 +138,25 @@ def prepare(cfg: Any) -> Prepared:
     check_dtype(cfg.backend.dtype)
     circuit_params = dict(plain(cfg.circuit))
     name = circuit_params.pop("name")
+    simulator = dict(plain(cfg.simulator))
+    simulator_name = simulator.pop("name")
     if "n_qubits" in circuit_params:
-        check_range("circuit.n_qubits", circuit_params["n_qubits"], 1, MAX_QUBITS, integer=True)
+        n = check_range("circuit.n_qubits", circuit_params["n_qubits"], 1, MAX_QUBITS, integer=True)
+        # a state that cannot fit is refused before the circuit is built (auto: lret's)
+        engine = "lret" if simulator_name == "auto" else simulator_name
+        make_engine(engine, **simulator, dtype=cfg.backend.dtype).check_qubits(n)
     circuit = build_circuit(name, **circuit_params)
+    if "n_qubits" not in circuit_params and len(circuit.all_qubits()) > MAX_QUBITS:
+        raise CircuitError(
+            f"circuit.path={circuit_params.get('path')!r}: the file's circuit acts on "
+            f"{len(circuit.all_qubits())} qubits, more than the {MAX_QUBITS} a run may have: "
+            "use a circuit with fewer qubits"
+        )
     noise_params = dict(plain(cfg.noise))
     model = build_noise_model(noise_params.pop("name"), **noise_params)
-    simulator = dict(plain(cfg.simulator))
     return prepare_circuit(
         add_noise(circuit, model),
-        simulator=simulator.pop("name"),
+        simulator=simulator_name,
         simulator_params={**simulator, "dtype": cfg.backend.dtype},
         qubits=sorted(circuit.all_qubits()),
         depth=len(circuit) - int(circuit.are_any_measurements_terminal()),
@@ -173,7 +187,11 @@ def prepare_circuit(
     threads: int | None = None,
     cfg: Any = None,
 ) -> Prepared:
-    """Prepare an already noisy circuit: check what to measure, compile once, pick the engine."""
+    """Prepare an already noisy circuit: check what to measure, compile once, pick the engine
+    and check that its state fits in free memory (:class:`MemoryRefusal` otherwise)."""
+    check_range("run.shots", shots, 0, MAX_SHOTS, integer=True)
+    if seed is not None:
+        check_range("run.seed", seed, 0, integer=True)
     params = dict(simulator_params or {})
     order = list(qubits) if qubits is not None else sorted(circuit.all_qubits())
     n = len(order)
@@ -189,17 +207,18 @@ def prepare_circuit(
             f"probabilities are saved only up to {PROBABILITIES_MAX_QUBITS} qubits"
         )
     dtype = check_dtype(params.get("dtype", "complex128"))
-    if simulator == "auto":
-        make_engine("lret", **params)  # auto may pick lret: its keys must be valid
-    else:
-        make_engine(simulator, **params)  # validates the name and the keys before compiling
+    # validates the name and the keys before compiling (auto may pick lret: its keys must be
+    # valid), and refuses a qubit count whose least state does not fit (auto: lret's)
+    make_engine("lret" if simulator == "auto" else simulator, **params).check_qubits(n)
     program = compile_circuit(circuit, order, dtype)
     reason = "requested"
     if simulator == "auto":
         simulator, reason = choose_engine(program)
+    engine = make_engine(simulator, **params)
+    engine.check_memory(program)  # before anything is allocated or recorded
     return Prepared(
         program=program,
-        engine=make_engine(simulator, **params),
+        engine=engine,
         backend_used=simulator,
         backend_reason=reason,
         depth=depth,

@@ -51,6 +51,7 @@ class NoiseComponent:
     name: str
     channels: ChannelFactory  # duration (s) -> (one-qubit channel, two-qubit channel)
     readout_error: float = 0.0  # bit-flip probability just before each measurement
+    key: str = "noise"  # where its parameters are in the config (for messages)
 
 
 class LretNoiseModel(cirq.NoiseModel):
@@ -70,11 +71,12 @@ class LretNoiseModel(cirq.NoiseModel):
     Measurements never get noise after them. A moment mixing gates and measurements
     is split: the gates (and their noise) first, then the measurements. A component
     with a readout error puts ``cirq.bit_flip(p)`` on each measured qubit in a moment
-    just before the measurement moment; a circuit without measurements gets no readout
-    noise. Each component's noise is its own moment (channels of different components
-    act on the same qubits); empty noise moments and zero-strength channels are never
-    emitted, so a noiseless model returns the circuit unchanged. Moments made only of
-    :data:`NOISE_TAG`-tagged operations are passed through untouched.
+    just before the measurement moment (:func:`add_noise` refuses readout noise on a
+    circuit without measurements, where it would be dropped). Each component's noise
+    is its own moment (channels of different components act on the same qubits);
+    empty noise moments and zero-strength channels are never emitted, so a noiseless
+    model returns the circuit unchanged. Moments made only of :data:`NOISE_TAG`-tagged
+    operations are passed through untouched.
     """
 
     def __init__(
@@ -177,7 +179,22 @@ def is_noise_moment(moment: cirq.Moment) -> bool:
 
 
 def add_noise(circuit: cirq.Circuit, model: LretNoiseModel) -> cirq.Circuit:
-    """The noisy circuit: ``circuit.with_noise(model)`` (measurement moments stay last)."""
+    """The noisy circuit: ``circuit.with_noise(model)`` (measurement moments stay last).
+
+    Readout noise flips measured bits; on a circuit that measures nothing it would be
+    dropped while counts are still sampled from the final state, so it is refused
+    (a :class:`NoiseError` naming the readout error and ``circuit.measure``).
+    """
+    if not circuit.has_measurements():
+        for component in model.components:
+            if component.readout_error > 0:
+                raise NoiseError(
+                    f"{component.key}.readout_error={component.readout_error:g} is invalid for "
+                    "a circuit that measures nothing (circuit.measure=false): readout noise "
+                    "flips measured bits, so it would be dropped while counts are still "
+                    "sampled from the unmeasured state. Set circuit.measure=true, or choose a "
+                    "noise model without readout"
+                )
     return circuit.with_noise(model)
 
 
@@ -264,42 +281,55 @@ def _if_positive(make: Callable[[float], cirq.Gate], p: float) -> cirq.Gate | No
 class _Params:
     """The validated parameters a model's channels are made from."""
 
+    key: str  # where they are in the config: "noise" or "noise.components[i]"
     level: float
     t1: float
     t2: float
-    readout_error: float | None  # None: the readout error is ``level``
+    readout_error: float
 
 
-# model name -> its component; ``level`` is the common strength (ignored by thermal)
+# model name -> its component
 _MODELS: dict[str, Callable[[_Params], NoiseComponent]] = {
-    "none": lambda p: NoiseComponent("none", _constant(None)),
+    "none": lambda p: NoiseComponent("none", _constant(None), key=p.key),
     "depolarizing": lambda p: NoiseComponent(
         "depolarizing",
         _constant(
             _if_positive(cirq.depolarize, p.level),
             _if_positive(lambda x: cirq.depolarize(x, n_qubits=2), p.level),
         ),
+        key=p.key,
     ),
     "amplitude_damping": lambda p: NoiseComponent(
-        "amplitude_damping", _constant(_if_positive(cirq.amplitude_damp, p.level))
+        "amplitude_damping", _constant(_if_positive(cirq.amplitude_damp, p.level)), key=p.key
     ),
     "phase_damping": lambda p: NoiseComponent(
-        "phase_damping", _constant(_if_positive(cirq.phase_damp, p.level))
+        "phase_damping", _constant(_if_positive(cirq.phase_damp, p.level)), key=p.key
     ),
     "bit_flip": lambda p: NoiseComponent(
-        "bit_flip", _constant(_if_positive(cirq.bit_flip, p.level))
+        "bit_flip", _constant(_if_positive(cirq.bit_flip, p.level)), key=p.key
     ),
     "phase_flip": lambda p: NoiseComponent(
-        "phase_flip", _constant(_if_positive(cirq.phase_flip, p.level))
+        "phase_flip", _constant(_if_positive(cirq.phase_flip, p.level)), key=p.key
     ),
-    "thermal": lambda p: NoiseComponent("thermal", _thermal(p.t1, p.t2)),
-    "readout": lambda p: NoiseComponent(
-        "readout", _constant(None), p.level if p.readout_error is None else p.readout_error
-    ),
+    "thermal": lambda p: NoiseComponent("thermal", _thermal(p.t1, p.t2), key=p.key),
+    "readout": lambda p: NoiseComponent("readout", _constant(None), p.readout_error, key=p.key),
 }
 
+# The strength keys each model uses: one knob means one thing, so a key the chosen model
+# does not use (``level`` on readout or thermal, ``t1`` on depolarizing, ...) is refused.
+MODEL_KEYS: dict[str, tuple[str, ...]] = {
+    "none": (),
+    "depolarizing": ("level",),
+    "amplitude_damping": ("level",),
+    "phase_damping": ("level",),
+    "bit_flip": ("level",),
+    "phase_flip": ("level",),
+    "thermal": ("t1", "t2"),
+    "readout": ("readout_error",),
+}
+_STRENGTH_KEYS = ("level", "t1", "t2", "readout_error")
 # keys a composite's component may set (placement and gate times belong to the composite)
-_COMPONENT_KEYS = ("name", "level", "t1", "t2", "readout_error")
+_COMPONENT_KEYS = ("name", *_STRENGTH_KEYS)
 
 
 # --------------------------------------------------------------------------- building
@@ -308,10 +338,10 @@ _COMPONENT_KEYS = ("name", "level", "t1", "t2", "readout_error")
 def build_noise_model(
     name: str,
     *,
-    level: float = 0.0,
+    level: float | None = None,
     placement: str = "gate",
-    t1: float = 50e-6,
-    t2: float = 70e-6,
+    t1: float | None = None,
+    t2: float | None = None,
     gate_time_1q: float = 25e-9,
     gate_time_2q: float = 50e-9,
     readout_error: float | None = None,
@@ -319,22 +349,30 @@ def build_noise_model(
 ) -> LretNoiseModel:
     """The noise model ``name`` (one of :data:`NOISE_MODELS`) with validated parameters.
 
-    ``level`` is the strength of depolarizing, damping and flip models and the default
-    readout error; ``thermal`` ignores it and uses ``t1``, ``t2`` (seconds) and the gate
-    times. ``readout`` flips measured bits with ``readout_error`` (or ``level`` if None).
-    ``composite`` stacks ``components``, dicts ``{"name": ..., **params}`` whose missing
-    keys default to the composite's own ``level``, ``t1``, ``t2`` and ``readout_error``.
+    Each model uses its own strength keys (:data:`MODEL_KEYS`): ``level`` is the
+    probability of depolarizing, damping and flip models (default 0); ``thermal`` uses
+    ``t1``, ``t2`` (seconds, default 50 and 70 us) and the gate times; ``readout`` flips
+    measured bits with ``readout_error`` (default 0). A strength key the model does not
+    use is a :class:`NoiseError` naming it. ``composite`` stacks ``components``, dicts
+    ``{"name": ..., **keys}`` that may set only their own model's keys; unset keys take
+    the composite's ``level``, ``t1``, ``t2`` and ``readout_error`` (a readout component
+    with no readout error from either is refused).
     """
     name = check_choice("noise.name", name, NOISE_MODELS, NoiseError)
-    params = _params("noise", level, t1, t2, readout_error)
+    given = {"level": level, "t1": t1, "t2": t2, "readout_error": readout_error}
     if name == "composite":
         if not components:
             raise NoiseError("noise.components is empty: the composite model needs components")
-        built = [_component(f"noise.components[{i}]", c, params) for i, c in enumerate(components)]
+        defaults = _params("noise", level, t1, t2, readout_error)
+        built = [
+            _component(f"noise.components[{i}]", c, defaults, readout_error is not None)
+            for i, c in enumerate(components)
+        ]
     else:
         if components:
             raise NoiseError(f"noise.components is only for the composite model, not {name!r}")
-        built = [_MODELS[name](params)]
+        _refuse_unused("noise", name, {k: v for k, v in given.items() if v is not None})
+        built = [_MODELS[name](_params("noise", level, t1, t2, readout_error))]
     return LretNoiseModel(
         built,
         placement=placement,
@@ -344,7 +382,21 @@ def build_noise_model(
     )
 
 
-def _component(field: str, spec: Mapping[str, Any], defaults: _Params) -> NoiseComponent:
+def _refuse_unused(field: str, name: str, keys: Mapping[str, Any]) -> None:
+    """A strength key the model ``name`` does not use is refused, naming it."""
+    for key, value in keys.items():
+        if key in _STRENGTH_KEYS and key not in MODEL_KEYS[name]:
+            uses = ", ".join(MODEL_KEYS[name]) or "no strength key"
+            raise NoiseError(
+                f"{field}.{key}={value} is invalid: the {name} model does not use {key} "
+                f"(it takes {uses}); remove it"
+                + (" or set readout_error for a readout error" if name == "readout" else "")
+            )
+
+
+def _component(
+    field: str, spec: Mapping[str, Any], defaults: _Params, readout_default: bool
+) -> NoiseComponent:
     """One component of a composite model, validated under ``field``."""
     if not isinstance(spec, Mapping):
         raise NoiseError(f"{field}={spec!r} is invalid: must be a mapping with a 'name'")
@@ -356,6 +408,12 @@ def _component(field: str, spec: Mapping[str, Any], defaults: _Params) -> NoiseC
             f"allowed are {', '.join(_COMPONENT_KEYS)}"
         )
     name = check_choice(f"{field}.name", spec.get("name"), NOISE_MODELS[:-1], NoiseError)
+    _refuse_unused(field, name, spec)
+    if name == "readout" and "readout_error" not in spec and not readout_default:
+        raise NoiseError(
+            f"{field} (readout) has no readout_error and noise.readout_error is null: "
+            f"set {field}.readout_error (or noise.readout_error for every readout component)"
+        )
     params = _params(
         field,
         spec.get("level", defaults.level),
@@ -367,9 +425,10 @@ def _component(field: str, spec: Mapping[str, Any], defaults: _Params) -> NoiseC
 
 
 def _params(field: str, level: Any, t1: Any, t2: Any, readout_error: Any) -> _Params:
-    level = check_probability(f"{field}.level", level, NoiseError)
-    t1 = check_number(f"{field}.t1", t1, NoiseError)
-    t2 = check_number(f"{field}.t2", t2, NoiseError)
+    """Validated strengths; unset (None) ones take their defaults (0, 50 us, 70 us, 0)."""
+    level = check_probability(f"{field}.level", 0.0 if level is None else level, NoiseError)
+    t1 = check_number(f"{field}.t1", 50e-6 if t1 is None else t1, NoiseError)
+    t2 = check_number(f"{field}.t2", 70e-6 if t2 is None else t2, NoiseError)
     if t1 <= 0:
         raise NoiseError(f"{field}.t1={t1} is invalid: T1 must be > 0 seconds")
     if t2 <= 0:
@@ -378,6 +437,7 @@ def _params(field: str, level: Any, t1: Any, t2: Any, readout_error: Any) -> _Pa
         raise NoiseError(
             f"{field}.t2={t2} is invalid: T2 must be <= 2*T1 = {2 * t1} ({field}.t1={t1})"
         )
-    if readout_error is not None:
-        readout_error = check_probability(f"{field}.readout_error", readout_error, NoiseError)
-    return _Params(level, t1, t2, readout_error)
+    readout_error = check_probability(
+        f"{field}.readout_error", 0.0 if readout_error is None else readout_error, NoiseError
+    )
+    return _Params(field, level, t1, t2, readout_error)

@@ -315,3 +315,197 @@ def test_missing_qasm_file(tmp_path: Path) -> None:
     missing = tmp_path / "nope.qasm"
     with pytest.raises(FileNotFoundError, match="nope.qasm"):
         from_qasm(path=missing)
+
+
+# --------------------------------------------------------------------------- input faults
+
+
+@pytest.mark.parametrize("name", ["random", "qaoa", "vqe", "grover"])
+def test_a_negative_seed_names_circuit_seed(name: str) -> None:
+    with pytest.raises(CircuitError, match=r"circuit\.seed=-1 is invalid: must be an integer >= 0"):
+        build_circuit(name, **{**BUILDS[name], "seed": -1})
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "key"),
+    [
+        ("random", dict(n_qubits=4, depth=10**7), "circuit.depth=10000000"),
+        ("vqe", dict(n_qubits=4, depth=10**7), "circuit.depth=10000000"),
+        ("qaoa", dict(n_qubits=4, p=10**7), "circuit.p=10000000"),
+        ("grover", dict(n_qubits=4, iterations=10**7), "circuit.iterations=10000000"),
+        ("grover", dict(n_qubits=30), r"circuit.iterations=null \(the optimum, 25735\)"),
+    ],
+)
+def test_a_circuit_of_too_many_gates_is_refused_before_building(
+    name: str, params: dict, key: str
+) -> None:
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(CircuitError, match=key + r" is invalid .*1,000,000") as info:
+        build_circuit(name, **params)
+    assert time.perf_counter() - start < 1.0  # nothing was built
+    assert "<=" in str(info.value)  # says what would be accepted
+
+
+def test_the_gate_cap_accepts_what_it_says() -> None:
+    from lret_runner.circuits import MAX_OPERATIONS
+
+    most = MAX_OPERATIONS // 4
+    with pytest.raises(CircuitError, match=rf"circuit.depth <= {most}"):
+        random_circuit(n_qubits=4, depth=most + 1)
+    assert len(random_circuit(n_qubits=4, depth=8)) == 8
+
+
+def qasm_file(tmp_path: Path, text: str | bytes, name: str = "c.qasm") -> Path:
+    path = tmp_path / name
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text)
+    return path
+
+
+def test_a_directory_as_qasm_path_is_named(tmp_path: Path) -> None:
+    with pytest.raises(CircuitError, match=r"circuit\.path='.*' is a directory") as info:
+        from_qasm(path=tmp_path)
+    assert str(tmp_path) in str(info.value)
+    assert not isinstance(info.value, FileNotFoundError)
+
+
+def test_a_pipe_as_qasm_path_is_refused_without_reading(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "fifo.qasm"
+    os.mkfifo(fifo)  # reading it would block
+    with pytest.raises(CircuitError, match=r"circuit\.path=.*fifo\.qasm.* not a regular file"):
+        from_qasm(path=fifo)
+
+
+def test_an_unreadable_qasm_file_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, "qreg q[1];\nh q[0];\n")
+
+    def denied(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", denied)  # tests run as root: chmod 000 reads
+    with pytest.raises(CircuitError, match=r"circuit\.path=.*c\.qasm.*permission denied") as info:
+        from_qasm(path=path)
+    assert "readable" in str(info.value)
+
+
+def test_a_non_utf8_qasm_file_is_named(tmp_path: Path) -> None:
+    path = qasm_file(tmp_path, b'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\n// caf\xe9\n')
+    with pytest.raises(CircuitError, match=r"circuit\.path=.*c\.qasm.*not UTF-8.*0xe9 at line 4"):
+        from_qasm(path=path)
+
+
+def test_a_byte_order_mark_is_tolerated(tmp_path: Path) -> None:
+    text = 'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[1];\nx q[0];\n'
+    path = qasm_file(tmp_path, b"\xef\xbb\xbf" + text.encode())
+    assert len(from_qasm(path=path)) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["", "qreg q[3];\ncreg c[3];\n", "qreg q[0];\n"],
+    ids=["no-register", "declared-unused", "empty-register"],
+)
+def test_a_qasm_file_without_qubits_is_refused(tmp_path: Path, body: str) -> None:
+    path = write(tmp_path, body)
+    # (Cirq itself refuses a zero-length register)
+    no_qubit = r"circuit\.path=.*c\.qasm.*(acts on no qubit|zero-length register)"
+    with pytest.raises(CircuitError, match=no_qubit):
+        from_qasm(path=path)
+
+
+def test_an_expression_error_in_qasm_is_a_circuit_error(tmp_path: Path) -> None:
+    path = write(tmp_path, "qreg q[1];\nrz(1/0) q[0];\n")
+    with pytest.raises(CircuitError, match=r"circuit\.path=.*invalid OpenQASM: ZeroDivisionError"):
+        from_qasm(path=path)
+
+
+def test_too_large_or_too_long_qasm_files_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lret_runner import circuits
+
+    path = write(tmp_path, "qreg q[2];\n" + "h q[0];\n" * 20)
+    monkeypatch.setattr(circuits, "MAX_OPERATIONS", 10)
+    with pytest.raises(CircuitError, match=r"circuit\.path=.*the file has 20 operations"):
+        from_qasm(path=path)
+    monkeypatch.setattr(circuits, "QASM_MAX_BYTES", 100)
+    with pytest.raises(CircuitError, match=r"circuit\.path=.*MiB, more than"):
+        from_qasm(path=path)
+
+
+# the same program as OpenQASM 2 and OpenQASM 3, with registers declared out of name order
+QASM2_PROGRAM = """OPENQASM 2.0;
+include "qelib1.inc";
+qreg b[2];
+qreg a[1];
+qreg c[1];
+creg m[4];
+h b[0];
+cx b[0], a[0];
+x c[0];
+ry(0.3) b[1];
+ccx b[0], b[1], c[0];
+cz a[0], b[1];
+measure b[0] -> m[0];
+measure b[1] -> m[1];
+measure a[0] -> m[2];
+measure c[0] -> m[3];
+"""
+QASM3_PROGRAM = """OPENQASM 3.0;
+include "stdgates.inc";
+qubit[2] b;
+qubit[1] a;
+qubit c;
+bit[4] m;
+h b[0];
+cx b[0], a[0];
+x c;
+ry(0.3) b[1];
+ccx b[0], b[1], c;
+cz a[0], b[1];
+m[0] = measure b[0];
+m[1] = measure b[1];
+m[2] = measure a[0];
+m[3] = measure c;
+"""
+
+
+@pytest.mark.parametrize("header", ["OPENQASM 3.0;", "OPENQASM 3;"])
+def test_openqasm3_maps_registers_like_openqasm2(tmp_path: Path, header: str) -> None:
+    v2 = from_qasm(path=qasm_file(tmp_path, QASM2_PROGRAM, "v2.qasm"))
+    v3 = from_qasm(path=qasm_file(tmp_path, QASM3_PROGRAM.replace("OPENQASM 3.0;", header)))
+    q = cirq.LineQubit.range(4)  # declaration order: b[0], b[1], a[0], c
+    assert sorted(v3.all_qubits()) == sorted(v2.all_qubits()) == q
+    expected = cirq.Circuit(
+        cirq.H(q[0]),
+        cirq.CNOT(q[0], q[2]),
+        cirq.X(q[3]),
+        cirq.ry(0.3).on(q[1]),
+        cirq.CCX(q[0], q[1], q[3]),
+        cirq.CZ(q[2], q[1]),
+    )
+    np.testing.assert_allclose(state(v3), state(expected), atol=1e-12)
+    np.testing.assert_allclose(state(v2), state(expected), atol=1e-12)
+    # the measurements keep their classical bits, qubit for qubit
+    keys = {op.gate.key: op.qubits for op in v3.all_operations() if cirq.is_measurement(op)}
+    assert keys == {"m_0": (q[0],), "m_1": (q[1],), "m_2": (q[2],), "m_3": (q[3],)}
+    assert keys == {op.gate.key: op.qubits for op in v2.all_operations() if cirq.is_measurement(op)}
+
+
+def test_openqasm3_counts_match_openqasm2(tmp_path: Path) -> None:
+    """Same program, same bitstrings: both versions sample the same counts for a seed."""
+    from lret_runner.experiment import prepare_circuit, simulate
+
+    counts = []
+    for name, text in (("v2.qasm", QASM2_PROGRAM), ("v3.qasm", QASM3_PROGRAM)):
+        circuit = from_qasm(path=qasm_file(tmp_path, text, name))
+        result, _ = simulate(prepare_circuit(circuit, shots=500, seed=3))
+        counts.append(result.counts)
+    assert counts[0] == counts[1]
+    assert all(len(bits) == 4 for bits in counts[0])

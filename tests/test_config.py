@@ -92,7 +92,7 @@ def test_typo_and_wrong_type_fail_at_composition(override: str, key: str) -> Non
         (["simulator.rank_threshold=-1"], ["simulator.rank_threshold", "-1", "[0, 1)"]),
         (["simulator=auto", "simulator.rank_threshold=2"], ["simulator.rank_threshold", "2"]),
         (["simulator.max_rank=0"], ["simulator.max_rank", "0", ">= 1"]),
-        (["run.shots=-1"], ["run.shots", "-1", ">= 0"]),
+        (["run.shots=-1"], ["run.shots", "-1", "[0, 1000000000]"]),
         (["circuit.n_qubits=4", "run.observables=[ZZ]"], ["run.observables", "ZZ", "4"]),
         (
             ["circuit.n_qubits=17", "run.save_probabilities=true"],
@@ -280,3 +280,96 @@ def test_every_option_has_its_own_schema(group: str, option: str) -> None:
     text = (CONF_DIR / group / f"{option}.yaml").read_text()
     assert f"- {option}_schema" in text
     assert option in OPTIONS[group]
+
+
+# ---------------------------------------------------------------- keys added with "+"
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        (["+foo=1"], "foo=1 is not a key of the config"),
+        (["+foo=bar"], "foo='bar' is not a key of the config"),
+        (["+circuit.foo=1"], "circuit.foo=1 is not a key of the option circuit=random"),
+        (["+run.bar=1"], "run.bar=1 is not a key of run"),
+        (["+noise.foo=1"], "noise.foo=1 is not a key of the option noise=depolarizing"),
+        (["+simulator.foo=1"], "simulator.foo=1 is not a key of the option simulator=lret"),
+        (["simulator=fdm", "+simulator.rank_threshold=0.1"], "simulator.rank_threshold=0.1"),
+        (["+backend.foo=1"], "backend.foo=1"),
+        (["+cloud.foo=1"], "cloud.foo=1"),
+        (["+tracking.foo=1"], "tracking.foo=1"),
+        (["+session.foo=1"], "session.foo=1"),
+        (["+sweep.foo=1"], "sweep.foo=1"),
+        (["+lineage.foo=1"], "lineage.foo=1"),
+        (["circuit=qasm", "+circuit.n_qubits=3"], "circuit.n_qubits=3"),
+        (["+foo={a: 1}"], "foo={...}"),
+        (
+            ["noise=composite", "+noise.components.0.foo=1"],
+            "noise.components[0].foo=1 is not a key of noise.components[0]",
+        ),
+    ],
+)
+def test_a_key_added_with_plus_is_refused_naming_it(overrides: list[str], needle: str) -> None:
+    """Hydra adds a ``+key`` even to a struct node: prepare refuses every key that is not
+    a field of its node's schema, with its name and the allowed keys."""
+    cfg = compose_cfg(overrides)  # composes: '+' bypasses the schema
+    with pytest.raises(ConfigError) as info:
+        prepare(cfg)
+    message = str(info.value)
+    assert needle in message, message
+    assert "allowed are" in message
+
+
+def test_tags_stay_open() -> None:
+    prepare(compose_cfg(["+tags.owner=alice", "+tags.x=1"]))
+
+
+def test_readout_has_no_level_key_at_composition() -> None:
+    with pytest.raises(ConfigCompositionException) as info:
+        compose_cfg(["noise=readout", "noise.level=0.1"])
+    assert "noise.level" in _messages(info.value)
+
+
+def test_a_readout_component_with_a_level_is_refused() -> None:
+    """One knob means one thing: a readout component's level would have been its readout
+    error; it is refused, naming it."""
+    cfg = compose_cfg(["noise=composite", "noise.components=[{name: readout, level: 0.1}]"])
+    with pytest.raises(ConfigError, match=r"noise\.components\[0\]\.level=0\.1 is invalid"):
+        prepare(cfg)
+
+
+# ---------------------------------------------------------------- values checked up front
+@pytest.mark.parametrize(
+    ("overrides", "needles"),
+    [
+        (["circuit.seed=-1"], ["circuit.seed=-1", ">= 0"]),
+        (["circuit=vqe", "circuit.seed=-3"], ["circuit.seed=-3"]),
+        (["run.seed=-1"], ["run.seed=-1", ">= 0"]),
+        (["run.shots=100000000000000000000"], ["run.shots=100000000000000000000", "1000000000"]),
+        (["run.shots=1000000001"], ["run.shots=1000000001"]),
+        (["circuit.depth=10000000"], ["circuit.depth=10000000", "1,000,000", "<= 250000"]),
+        (["noise=readout", "circuit.measure=false"], ["noise.readout_error", "circuit.measure"]),
+    ],
+)
+def test_prepare_refuses_before_building(overrides: list[str], needles: list[str]) -> None:
+    with pytest.raises(ConfigError) as info:
+        prepare(compose_cfg(overrides))
+    for needle in needles:
+        assert needle in str(info.value), str(info.value)
+
+
+def test_the_largest_shot_count_is_accepted() -> None:
+    from lret_runner.experiment import MAX_SHOTS
+
+    assert prepare(compose_cfg([f"run.shots={MAX_SHOTS}"])).shots == MAX_SHOTS
+
+
+def test_a_qasm_record_carries_the_file_qubit_count() -> None:
+    cfg = compose_cfg(["circuit=qasm"])
+    prepared = prepare(cfg)
+    assert prepared.n_qubits == 3  # the shipped example.qasm
+    assert "n_qubits" not in result_config(cfg)["circuit"]
+    record = result_config(cfg, n_qubits=prepared.n_qubits)
+    assert record["circuit"]["n_qubits"] == 3
+    assert config_hash(cfg, n_qubits=3) != config_hash(cfg)
+    # a builder's own n_qubits is kept as it is
+    built = compose_cfg(["circuit.n_qubits=5"])
+    assert result_config(built, n_qubits=5) == result_config(built)

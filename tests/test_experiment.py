@@ -327,3 +327,106 @@ def test_invalid_lret_parameters_through_simulate(params: dict, key: str) -> Non
 def test_unknown_simulator() -> None:
     with pytest.raises(ConfigError, match="simulator.name='gpu' is invalid"):
         simulate(ghz(n_qubits=2), simulator="gpu")
+
+
+# -------------------------------------------------------------------- refused in prepare
+def _compose(overrides: list[str]):
+    from conftest import compose_config
+
+    return compose_config(overrides)
+
+
+def _no_run(self, prog, progress):  # an engine that must not start
+    raise AssertionError("the engine ran: the refusal came too late")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "engine", "needles"),
+    [
+        (["simulator=lret", "circuit.n_qubits=24"], "lret", ["simulator=lret", "2^24"]),
+        (["simulator=fdm", "circuit.n_qubits=12"], "fdm", ["simulator=fdm", "4^12"]),
+        (["simulator=cirq", "circuit.n_qubits=12"], "cirq", ["simulator=cirq", "4^12"]),
+        (["simulator=auto", "circuit.n_qubits=24"], "lret", ["simulator=lret", "2^24"]),
+    ],
+)
+def test_every_engine_refuses_memory_in_prepare(
+    overrides: list[str], engine: str, needles: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The memory guard runs in prepare: before any state is allocated and before a run
+    is recorded (prepare records nothing), naming the qubits and the bytes needed/free."""
+    from lret_runner import experiment, simulators
+
+    monkeypatch.setattr(sim_base, "available_bytes", lambda: float(2**20))  # 1 MiB free
+    monkeypatch.setattr(simulators, "available_bytes", lambda: float(2**20))
+    for cls in simulators.ENGINES.values():
+        monkeypatch.setattr(cls, "_run", _no_run)
+    cfg = _compose([*overrides, "noise=none", "circuit.depth=2"])
+    with pytest.raises(MemoryRefusal) as info:
+        experiment.prepare(cfg)
+    message = str(info.value)
+    n = cfg.circuit.n_qubits
+    for needle in [*needles, f"n_qubits={n}", "GiB", "0.0 GiB is free"]:
+        assert needle in message, message
+
+
+def test_lret_memory_guard_numbers() -> None:
+    """A rank-1 factor of 2^30 complex128 entries is 16 GiB; three working copies 48 GiB."""
+    from lret_runner.simulators.lret import WORKING_FACTOR, LretSimulator
+
+    prog = sim_base.compile_circuit(cirq.Circuit(cirq.X(q) for q in cirq.LineQubit.range(30)))
+    free = sim_base.available_bytes()
+    need = 2**30 * 16 * WORKING_FACTOR
+    if need <= free:
+        pytest.skip("this machine has the 48 GiB free that n=30 needs")
+    with pytest.raises(MemoryRefusal, match=r"n_qubits=30.*48\.0 GiB at rank 1"):
+        LretSimulator().check_memory(prog)
+    LretSimulator(dtype="complex64").check_memory(  # 2^20 x 8 B x 3: fits
+        sim_base.compile_circuit(cirq.Circuit(cirq.X(q) for q in cirq.LineQubit.range(20)))
+    )
+
+
+def _qasm(tmp_path, n: int, name: str = "c.qasm"):
+    path = tmp_path / name
+    lines = ["OPENQASM 2.0;", 'include "qelib1.inc";', f"qreg q[{n}];"]
+    path.write_text("\n".join(lines + [f"h q[{i}];" for i in range(n)]) + "\n")
+    return path
+
+
+def test_a_qasm_file_over_the_qubit_cap_is_refused(tmp_path) -> None:
+    from lret_runner.errors import CircuitError
+    from lret_runner.experiment import MAX_QUBITS, prepare
+
+    path = _qasm(tmp_path, MAX_QUBITS + 1)
+    with pytest.raises(CircuitError, match=rf"circuit\.path=.*c\.qasm.*acts on {MAX_QUBITS + 1} q"):
+        prepare(_compose(["circuit=qasm", f"circuit.path={path}"]))
+
+
+def test_a_qasm_run_records_the_file_qubit_count(tmp_path) -> None:
+    from lret_runner.experiment import prepare
+
+    path = _qasm(tmp_path, 5)
+    prepared = prepare(_compose(["circuit=qasm", f"circuit.path={path}", "run.shots=10"]))
+    assert prepared.n_qubits == 5
+    result, _ = simulate_prepared(prepared)
+    assert result.n_qubits == 5
+    assert all(len(bits) == 5 for bits in result.counts)
+
+
+def test_readout_noise_without_measurement_is_refused_in_prepare() -> None:
+    from lret_runner.experiment import prepare
+
+    with pytest.raises(NoiseError, match=r"noise\.readout_error=0\.02.*circuit\.measure=false"):
+        prepare(_compose(["noise=readout", "circuit.measure=false"]))
+    with pytest.raises(NoiseError, match=r"noise\.components\[2\]\.readout_error"):
+        prepare(_compose(["noise=composite", "circuit.measure=false"]))
+    # a qasm file that measures keeps its readout noise with measure=false
+    prepare(_compose(["circuit=qasm", "circuit.measure=false", "noise=readout"]))
+
+
+@pytest.mark.parametrize(
+    ("options", "key"),
+    [(dict(shots=10**20), r"run\.shots=10+ is invalid"), (dict(seed=-1), r"run\.seed=-1")],
+)
+def test_prepare_circuit_checks_shots_and_seed(options: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        prepare_circuit(ghz(n_qubits=2, measure=True), **options)

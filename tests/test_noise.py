@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import cirq
 import numpy as np
@@ -37,11 +38,51 @@ def noise_ops(circuit: cirq.Circuit) -> list[cirq.Operation]:
 # --------------------------------------------------------------------------- validation
 
 
-@pytest.mark.parametrize("name", ["depolarizing", "bit_flip", "amplitude_damping", "readout"])
+@pytest.mark.parametrize("name", ["depolarizing", "bit_flip", "amplitude_damping"])
 @pytest.mark.parametrize("level", [-0.1, 1.5])
 def test_level_outside_unit_interval(name: str, level: float) -> None:
     with pytest.raises(NoiseError, match=rf"noise.level={level} is invalid: a probability"):
         build_noise_model(name, level=level)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "key"),
+    [
+        ("readout", dict(level=0.1), "noise.level=0.1"),
+        ("thermal", dict(level=0.1), "noise.level=0.1"),
+        ("none", dict(level=0.3), "noise.level=0.3"),
+        ("depolarizing", dict(t1=1e-5), "noise.t1=1e-05"),
+        ("bit_flip", dict(readout_error=0.1), "noise.readout_error=0.1"),
+        ("thermal", dict(readout_error=0.1), "noise.readout_error=0.1"),
+    ],
+)
+def test_a_key_the_model_does_not_use_is_refused(name: str, kwargs: dict, key: str) -> None:
+    """One knob means one thing: level is never a readout error, t1 never a level."""
+    with pytest.raises(NoiseError, match=rf"{re.escape(key)} is invalid: the {name} model does"):
+        build_noise_model(name, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("component", "key"),
+    [
+        ({"name": "readout", "level": 0.1}, r"noise.components\[1\].level=0.1"),
+        ({"name": "thermal", "level": 0.1}, r"noise.components\[1\].level=0.1"),
+        ({"name": "depolarizing", "t2": 1e-5}, r"noise.components\[1\].t2=1e-05"),
+        ({"name": "bit_flip", "readout_error": 0.1}, r"noise.components\[1\].readout_error=0.1"),
+        ({"name": "none", "level": 0.1}, r"noise.components\[1\].level=0.1"),
+    ],
+)
+def test_a_component_key_its_model_does_not_use_is_refused(component: dict, key: str) -> None:
+    with pytest.raises(NoiseError, match=key + " is invalid"):
+        build_noise_model("composite", components=[{"name": "bit_flip"}, component])
+
+
+def test_a_readout_component_needs_a_readout_error() -> None:
+    with pytest.raises(NoiseError, match=r"noise.components\[0\] \(readout\) has no readout_err"):
+        build_noise_model("composite", level=0.1, components=[{"name": "readout"}])
+    # the composite's readout_error is the default of its readout components
+    model = build_noise_model("composite", readout_error=0.07, components=[{"name": "readout"}])
+    assert model.components[0].readout_error == 0.07
 
 
 @pytest.mark.parametrize(
@@ -62,7 +103,7 @@ def test_level_outside_unit_interval(name: str, level: float) -> None:
 )
 def test_invalid_thermal_and_common_parameters(kwargs: dict, message: str) -> None:
     with pytest.raises(NoiseError, match=message):
-        build_noise_model("thermal", **kwargs)
+        build_noise_model("depolarizing" if "level" in kwargs else "thermal", **kwargs)
 
 
 def test_invalid_names_and_components() -> None:
@@ -95,14 +136,15 @@ def test_noise_error_is_a_value_error() -> None:
 @pytest.mark.parametrize("placement", ["gate", "moment"])
 def test_zero_strength_adds_nothing(name: str, placement: str) -> None:
     circuit = ghz(n_qubits=3, measure=True)
-    model = build_noise_model(name, level=0.0, placement=placement)
+    zero = {"none": {}, "readout": {"readout_error": 0.0}}.get(name, {"level": 0.0})
+    model = build_noise_model(name, placement=placement, **zero)
     assert model.is_noiseless
     assert add_noise(circuit, model) == circuit
 
 
-def test_none_adds_no_moments_even_with_level() -> None:
+def test_none_adds_no_moments() -> None:
     circuit = ghz(n_qubits=3)
-    assert add_noise(circuit, build_noise_model("none", level=0.3)) == circuit
+    assert add_noise(circuit, build_noise_model("none")) == circuit
 
 
 def test_depolarizing_gate_placement_two_qubit_channel_after_cnot() -> None:
@@ -155,18 +197,39 @@ def test_noise_moments_hold_only_channels() -> None:
 @pytest.mark.parametrize("placement", ["gate", "moment"])
 def test_readout_goes_just_before_measurement(placement: str) -> None:
     circuit = ghz(n_qubits=3, measure=True)
-    noisy = add_noise(circuit, build_noise_model("readout", level=0.05, placement=placement))
+    model = build_noise_model("readout", readout_error=0.05, placement=placement)
+    noisy = add_noise(circuit, model)
     assert len(noisy) == len(circuit) + 1
     assert noisy[-1] == circuit[-1]  # measurement last, nothing after it
     assert {op.untagged for op in noisy[-2]} == {cirq.bit_flip(0.05).on(q) for q in Q}
     assert noisy[:-2] == circuit[:-1]  # nothing elsewhere
-    # no measurement: readout noise does nothing
-    assert add_noise(ghz(n_qubits=3), build_noise_model("readout", level=0.05)) == ghz(n_qubits=3)
 
 
-def test_readout_error_overrides_level_and_flips_outcomes() -> None:
+@pytest.mark.parametrize(
+    ("name", "kwargs", "key"),
+    [
+        ("readout", dict(readout_error=0.05), "noise.readout_error=0.05"),
+        (
+            "composite",
+            dict(components=[{"name": "bit_flip"}, {"name": "readout", "readout_error": 0.02}]),
+            r"noise.components\[1\].readout_error=0.02",
+        ),
+    ],
+)
+def test_readout_noise_without_measurement_is_refused(name: str, kwargs: dict, key: str) -> None:
+    """Readout noise on a circuit that measures nothing would be dropped silently while
+    counts are still sampled: refused, naming the readout error and circuit.measure."""
+    with pytest.raises(NoiseError, match=key + ".*circuit.measure=false"):
+        add_noise(ghz(n_qubits=3), build_noise_model(name, **kwargs))
+    # a zero readout error drops nothing
+    assert add_noise(ghz(n_qubits=3), build_noise_model("readout", readout_error=0.0)) == ghz(
+        n_qubits=3
+    )
+
+
+def test_readout_error_flips_outcomes() -> None:
     circuit = cirq.Circuit(cirq.X(Q[0]), cirq.measure(Q[0], key="m"))
-    noisy = add_noise(circuit, build_noise_model("readout", level=0.3, readout_error=0.1))
+    noisy = add_noise(circuit, build_noise_model("readout", readout_error=0.1))
     rho = final_rho(noisy[:-1])  # the state the measurement samples from
     assert rho[0, 0].real == pytest.approx(0.1, abs=1e-12)
 
@@ -177,7 +240,10 @@ def test_no_noise_after_measurement_and_mixed_moments_split(placement: str) -> N
     model = build_noise_model(
         "composite",
         placement=placement,
-        components=[{"name": "depolarizing", "level": 0.1}, {"name": "readout", "level": 0.2}],
+        components=[
+            {"name": "depolarizing", "level": 0.1},
+            {"name": "readout", "readout_error": 0.2},
+        ],
     )
     noisy = add_noise(circuit, model)
     assert noisy[0] == cirq.Moment(cirq.X(Q[0]))
@@ -215,7 +281,7 @@ def test_thermal_relaxation_after_a_one_qubit_gate(t1: float, t2: float) -> None
     t = 20e-6  # long gate, so the decay is visible
     circuit = cirq.Circuit(cirq.I(Q[0]))
     assert len(circuit) == 1 and circuit.all_qubits() == {Q[0]}  # Cirq keeps the identity
-    model = build_noise_model("thermal", t1=t1, t2=t2, gate_time_1q=t, level=0.9)  # level ignored
+    model = build_noise_model("thermal", t1=t1, t2=t2, gate_time_1q=t)
     noisy = add_noise(circuit, model)
     assert len(noisy) == 2
     rho = final_rho(noisy, PLUS)
@@ -279,7 +345,8 @@ def test_composite_components_inherit_the_composite_parameters() -> None:
     model = build_noise_model(
         "composite",
         level=0.05,
-        components=[{"name": "bit_flip"}, {"name": "readout", "level": 0.2}],
+        readout_error=0.2,
+        components=[{"name": "bit_flip"}, {"name": "readout"}],
     )
     noisy = add_noise(cirq.Circuit(cirq.X(Q[0]), cirq.measure(Q[0], key="m")), model)
     assert noisy[1].operations[0].untagged == cirq.bit_flip(0.05).on(Q[0])

@@ -46,14 +46,14 @@ PLACEMENTS = ("gate", "moment")
 
 # strengths large enough that every channel visibly changes the state
 NOISE_KWARGS: dict[str, dict] = {
-    "none": dict(level=0.05),  # ignored by "none"
+    "none": dict(),
     "depolarizing": dict(level=0.03),
     "amplitude_damping": dict(level=0.06),
     "phase_damping": dict(level=0.07),
     "bit_flip": dict(level=0.04),
     "phase_flip": dict(level=0.05),
     "thermal": dict(t1=2e-6, t2=3e-6),
-    "readout": dict(level=0.05),
+    "readout": dict(readout_error=0.05),
     "composite": dict(
         level=0.02,
         t1=2e-6,
@@ -431,7 +431,7 @@ def test_qubit_outside_the_order_is_refused() -> None:
 def test_malformed_qasm_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.qasm"
     path.write_text('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[2];\nh q[0];\nfoo q[1];\n')
-    with pytest.raises(CircuitError, match=r"bad\.qasm: line 5\b.*foo"):
+    with pytest.raises(CircuitError, match=r"circuit\.path='.*bad\.qasm': line 5\b.*foo"):
         build_circuit("qasm", path=str(path))
 
 
@@ -565,3 +565,110 @@ def test_lret_output_is_a_factor_not_a_dense_matrix() -> None:
     assert kinds == {True, False}
     assert prog.measured == (0, 1)
     assert isinstance(prog, sim_base.CompiledCircuit)
+
+
+# ------------------------------------------------------------------ input faults, memory
+@pytest.mark.parametrize("placement", PLACEMENTS)
+def test_multi_qubit_gates_and_channels_agree(placement: str) -> None:
+    """A Grover oracle on 5 qubits (fdm applies it as Kraus sandwiches, not as a 16^5
+    superoperator) and a three-qubit channel, on every engine against Cirq."""
+    from lret_runner.circuits import grover
+
+    circuit = grover(n_qubits=5, iterations=1, seed=1, measure=True)
+    q = cirq.LineQubit.range(5)
+    xyz = np.kron(cirq.unitary(cirq.X), np.kron(cirq.unitary(cirq.Y), cirq.unitary(cirq.Z)))
+    three = cirq.KrausChannel([np.sqrt(0.9) * np.eye(8), np.sqrt(0.1) * xyz])
+    circuit.insert(3, cirq.Moment(three.on(q[0], q[2], q[4])))
+    check_agreement(add_noise(circuit, noise("depolarizing", placement)), 5)
+
+
+def test_fdm_builds_no_superoperator_beyond_two_qubits(monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes = []
+    original = fdm_module.superoperator
+
+    def spy(kraus):
+        sizes.append(kraus[0].shape[0])
+        return original(kraus)
+
+    monkeypatch.setattr(fdm_module, "superoperator", spy)
+    from lret_runner.circuits import grover
+
+    FdmSimulator().run(grover(n_qubits=8, iterations=1, seed=0))  # 64 GiB as a superoperator
+    assert sizes and max(sizes) <= 4
+
+
+def test_repeated_operations_are_compiled_once() -> None:
+    from lret_runner.circuits import grover
+
+    prog = compile_circuit(grover(n_qubits=6, iterations=3, seed=2))
+    oracles = [ins for moment in prog.moments for ins in moment if len(ins.targets) == 6]
+    assert len(oracles) == 6  # oracle and diffuser, three iterations
+    assert len({id(ins.kraus[0]) for ins in oracles}) == 1  # one matrix, shared
+
+
+def test_a_gate_whose_matrix_does_not_fit_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lret_runner.circuits import grover
+
+    monkeypatch.setattr(sim_base, "available_bytes", lambda: float(2**20))
+    with pytest.raises(MemoryRefusal, match=r"moment \d+: the gate .* acts on 9 qubits.*GiB"):
+        compile_circuit(grover(n_qubits=9, iterations=1, seed=0))
+    compile_circuit(grover(n_qubits=8, iterations=1, seed=0))  # not checked: 8 qubits or fewer
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_check_memory_refuses_before_running(engine: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    prog = compile_circuit(ghz(n_qubits=10))
+    make_engine(engine).check_memory(prog)  # fits
+    monkeypatch.setattr(sim_base, "available_bytes", lambda: float(2**10))
+    with pytest.raises(MemoryRefusal, match=rf"simulator={engine} refuses n_qubits=10"):
+        make_engine(engine).check_memory(prog)
+
+
+def test_lret_refuses_rank_growth_while_running(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rank-1 start fits; the rank the noise makes does not: the run stops with a
+    MemoryRefusal naming the rank and what to do, instead of exhausting memory."""
+    from lret_runner.simulators import lret as lret_module
+
+    circuit = add_noise(
+        random_circuit(n_qubits=8, depth=6, seed=1),
+        build_noise_model("depolarizing", level=0.05, placement="moment"),
+    )
+    free = 2**8 * 16 * lret_module.WORKING_FACTOR * 4  # rank 4's worth
+    monkeypatch.setattr(sim_base, "available_bytes", lambda: float(free))
+    monkeypatch.setattr(lret_module, "_CHECK_ABOVE_BYTES", 0)
+    for truncation in ("channel", "moment"):
+        engine = LretSimulator(rank_threshold=0, truncation=truncation)
+        engine.check_memory(compile_circuit(circuit))  # rank 1 fits
+        with pytest.raises(MemoryRefusal, match=r"stopped at n_qubits=8, rank \d+.*max_rank"):
+            engine.run(circuit)
+
+
+def test_lret_blocked_products_match_unblocked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Gram matrices, kept columns and gates made block by block (so that an interrupt
+    is handled between blocks) give the state the one-call products give."""
+    from lret_runner.simulators import lret as lret_module
+
+    # exact runs (rank_threshold=0): truncation with a threshold is sensitive to rounding
+    # (it cuts through clusters of equal eigenvalues), exact runs are not
+    circuit = add_noise(
+        random_circuit(n_qubits=6, depth=6, seed=3, measure=True),
+        build_noise_model("depolarizing", level=0.02, placement="moment"),
+    )
+    schedules = ("channel", "moment")
+    reference = {t: LretSimulator(rank_threshold=0, truncation=t).run(circuit) for t in schedules}
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((1000, 24)) + 1j * rng.standard_normal((1000, 24))
+    w = rng.standard_normal((24, 7)) + 1j * rng.standard_normal((24, 7))
+    monkeypatch.setattr(lret_module, "_BLOCK_MACS", 1000)
+    for dtype in (np.complex128, np.complex64):
+        xd, wd = x.astype(dtype), w.astype(dtype)
+        tol = 1e-12 if dtype == np.complex128 else 1e-4
+        gram = lret_module._gram(xd)
+        np.testing.assert_allclose(gram, xd.conj().T @ xd, rtol=tol, atol=tol * 1e3)
+        np.testing.assert_array_equal(gram, gram.conj().T)  # exactly Hermitian
+        np.testing.assert_allclose(lret_module._product(xd, wd), xd @ wd, rtol=tol, atol=tol)
+    monkeypatch.setattr(lret_module, "_BLOCK_BYTES", 2**10)
+    for truncation, ref in reference.items():
+        out = LretSimulator(rank_threshold=0, truncation=truncation).run(circuit)
+        assert out.truncation_error < 1e-12
+        np.testing.assert_allclose(metrics.dense(out.state), metrics.dense(ref.state), atol=1e-12)

@@ -9,13 +9,14 @@ and the keys that only change how a run is watched (quiet, timeout, threads) are
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lret_runner.config.schemas import OPTIONS, LretRunnerConfig
 from lret_runner.errors import ConfigError, check_choice
@@ -40,6 +41,51 @@ def register_configs() -> None:
     for group, options in OPTIONS.items():
         for option, schema in options.items():
             cs.store(group=group, name=f"{option}_schema", node=schema)
+
+
+def check_known_keys(cfg: Any) -> None:
+    """Every key of ``cfg`` is a field of its node's schema, else a :class:`ConfigError`
+    naming it.
+
+    Composition already refuses a misspelt key (``circuit.dpeth=3``) because the nodes
+    are in struct mode, but Hydra adds a key given with ``+`` (``+foo=1``,
+    ``+circuit.foo=1``, ``+run.bar=1``) by opening the node first, whatever its schema
+    says. This check finds such keys in the composed config; ``tags`` (a free mapping)
+    and Hydra's own ``hydra`` node are open.
+    """
+    _check_node_keys(cfg, "")
+
+
+def _check_node_keys(node: Any, path: str) -> None:
+    if isinstance(node, DictConfig):
+        schema = OmegaConf.get_type(node)
+        fields = None
+        if isinstance(schema, type) and dataclasses.is_dataclass(schema):
+            fields = {f.name for f in dataclasses.fields(schema)}
+        for key in node.keys():
+            name = f"{path}.{key}" if path else str(key)
+            child = node._get_node(key)
+            if fields is not None and key not in fields and not (path == "" and key == "hydra"):
+                raise ConfigError(_unknown_key(node, path, name, child, sorted(fields)))
+            _check_node_keys(child, name)
+    elif isinstance(node, ListConfig):
+        for i in range(len(node)):
+            _check_node_keys(node._get_node(i), f"{path}[{i}]")
+
+
+def _unknown_key(node: DictConfig, path: str, name: str, child: Any, fields: list[str]) -> str:
+    shown = "{...}" if isinstance(child, DictConfig | ListConfig) else repr(child._value())
+    if not path:
+        where = "the config"
+    elif path in OPTIONS and "name" in node:
+        where = f"the option {path}={node._get_node('name')._value()}"
+    else:
+        where = path
+    return (
+        f"{name}={shown} is not a key of {where}: allowed are {', '.join(fields)}. "
+        "Remove it or fix its spelling (a key given with '+' is added without being checked "
+        "at composition)"
+    )
 
 
 def check_option_names(cfg: Any) -> None:
@@ -75,18 +121,25 @@ def plain(node: Any) -> Any:
     return node
 
 
-def result_config(cfg: Any) -> dict[str, Any]:
-    """What of ``cfg`` determines the result (see the module docstring)."""
+def result_config(cfg: Any, *, n_qubits: int | None = None) -> dict[str, Any]:
+    """What of ``cfg`` determines the result (see the module docstring).
+
+    ``n_qubits`` is the prepared circuit's qubit count (``Prepared.n_qubits``): it is
+    recorded as ``circuit.n_qubits`` where the config does not set it (a QASM file's
+    count comes from the file).
+    """
     out = {}
     for section in _RESULT_SECTIONS:
         data = dict(plain(cfg[section]))
         for key in _NOT_RESULT.get(section, ()):
             data.pop(key, None)
         out[section] = data
+    if n_qubits is not None:
+        out["circuit"].setdefault("n_qubits", n_qubits)
     return out
 
 
-def config_hash(cfg: Any) -> str:
-    """A stable hash of :func:`result_config`."""
-    text = json.dumps(result_config(cfg), sort_keys=True, default=str)
+def config_hash(cfg: Any, *, n_qubits: int | None = None) -> str:
+    """A stable hash of :func:`result_config` (with the same ``n_qubits``)."""
+    text = json.dumps(result_config(cfg, n_qubits=n_qubits), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

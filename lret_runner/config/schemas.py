@@ -81,7 +81,7 @@ class GroverCircuitConfig:
 @dataclass
 class QasmCircuitConfig:
     name: str = "qasm"
-    path: str = MISSING  # OpenQASM 2.0 file (relative paths: from where you launch)
+    path: str = MISSING  # OpenQASM 2.0 or 3.0 file (relative paths: from where you launch)
     measure: bool = True  # measure every qubit at the end if the file measures nothing
 
 
@@ -144,10 +144,14 @@ class ReadoutNoiseConfig:
 
 @dataclass
 class NoiseComponentConfig:
-    """One model stacked by ``composite``; unset keys take the composite's values."""
+    """One model stacked by ``composite``; unset keys take the composite's values.
+
+    A component may set only the keys its model uses (``level`` for the one-channel
+    models, ``t1``/``t2`` for thermal, ``readout_error`` for readout): another is refused
+    when the run is prepared, naming it."""
 
     name: str = MISSING  # any model but composite
-    level: float | None = None  # the channel's probability
+    level: float | None = None  # one-channel models: the channel's probability
     t1: float | None = None  # thermal: T1 in seconds
     t2: float | None = None  # thermal: T2 in seconds
     readout_error: float | None = None  # readout: bit-flip probability
@@ -163,7 +167,8 @@ class CompositeNoiseConfig:
     t2: float = 70e-6  # default T2 of thermal components (seconds)
     gate_time_1q: float = 25e-9  # one-qubit gate duration (seconds)
     gate_time_2q: float = 50e-9  # two-qubit gate duration (seconds)
-    readout_error: float | None = None  # default readout error (null: level)
+    # default readout error of readout components (null: each sets its own)
+    readout_error: float | None = None
 
 
 # ---------------------------------------------------------------- simulator/
@@ -256,6 +261,11 @@ class SweepConfig:
 
 @dataclass
 class LretRunnerConfig:
+    """The whole config. The groups are ``Any`` here because each option brings its own
+    schema; their keys are still closed: composition refuses an unknown key, and a key
+    added with ``+`` (which Hydra adds even to a struct node) is refused when the run is
+    prepared (``lret_runner.config.check_known_keys``)."""
+
     circuit: Any = MISSING
     noise: Any = MISSING
     simulator: Any = MISSING

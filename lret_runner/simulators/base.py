@@ -8,6 +8,7 @@ so they agree on qubit order and bitstrings by construction.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -72,6 +73,9 @@ def compile_circuit(
         raise SimulationError(f"circuit acts on qubits {sorted(missing)} outside the qubit order")
     moments: list[tuple[Instruction, ...]] = []
     measured: list[int] = []
+    # an operation that repeats (a Grover oracle, the same noise channel on the same qubit)
+    # is converted once: its matrices are shared, not rebuilt and stored again
+    seen: dict[cirq.Operation, Instruction] = {}
     for m_index, moment in enumerate(circuit):
         instructions = []
         for op in moment:
@@ -84,21 +88,60 @@ def compile_circuit(
                     f"moment {m_index}: {op} acts on a measured qubit; only terminal "
                     "measurements are supported"
                 )
-            if cirq.has_unitary(op):
-                instructions.append(
-                    Instruction(targets, (np.asarray(cirq.unitary(op), dtype=dtype),), False)
-                )
-            elif cirq.has_kraus(op):
-                kraus = tuple(np.asarray(k, dtype=dtype) for k in cirq.kraus(op))
-                instructions.append(Instruction(targets, kraus, True))
-            else:
-                raise SimulationError(
-                    f"moment {m_index}: {op!r} has neither a unitary nor Kraus operators"
-                )
+            try:
+                instruction = seen.get(op)
+            except TypeError:  # an unhashable operation: converted every time
+                instruction = None
+            if instruction is None:
+                instruction = _instruction(op, targets, m_index, dtype)
+                with contextlib.suppress(TypeError):
+                    seen[op] = instruction
+            instructions.append(instruction)
         moments.append(tuple(instructions))
     return CompiledCircuit(
         len(order), tuple(moments), tuple(measured), circuit, tuple(order), dtype
     )
+
+
+# operations on more qubits than this have their matrix size checked before Cirq builds it
+_CHECKED_OPERATION_QUBITS = 8
+# Cirq builds the 2^k x 2^k matrix of a k-qubit operation with a few working copies
+_OPERATION_WORKING_FACTOR = 4.0
+
+
+def _instruction(
+    op: cirq.Operation, targets: tuple[int, ...], m_index: int, dtype: type
+) -> Instruction:
+    import cirq
+
+    _check_operation_memory(op, m_index)
+    if cirq.has_unitary(op):
+        return Instruction(targets, (np.asarray(cirq.unitary(op), dtype=dtype),), False)
+    if cirq.has_kraus(op):
+        return Instruction(targets, tuple(np.asarray(k, dtype=dtype) for k in cirq.kraus(op)), True)
+    raise SimulationError(f"moment {m_index}: {op!r} has neither a unitary nor Kraus operators")
+
+
+def _check_operation_memory(op: cirq.Operation, m_index: int) -> None:
+    """Refuse, before Cirq builds it, the matrix of an operation on many qubits (a Grover
+    oracle on n qubits is a 2^n x 2^n matrix) that does not fit in free memory."""
+    k = len(op.qubits)
+    if k <= _CHECKED_OPERATION_QUBITS:
+        return
+    need = float(4**k) * 16 * _OPERATION_WORKING_FACTOR  # Cirq computes in complex128
+    free = available_bytes()
+    if need > free:
+        raise MemoryRefusal(
+            f"moment {m_index}: the gate {_short(op.gate or op)} acts on {k} qubits: its "
+            f"2^{k} x 2^{k} matrix needs {need / 2**30:.1f} GiB to build but only "
+            f"{free / 2**30:.1f} GiB is free. Use a circuit with fewer qubits, or decompose "
+            "the gate into gates on fewer qubits"
+        )
+
+
+def _short(thing: object, limit: int = 40) -> str:
+    text = str(thing)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass
@@ -144,6 +187,15 @@ class Engine(ABC):
         out = self._run(prog, progress or (lambda done, total: None))
         out.simulation_time_seconds = time.perf_counter() - start
         return out
+
+    def check_memory(self, prog: CompiledCircuit) -> None:
+        """Raise :class:`MemoryRefusal`, before anything is allocated, when the least state
+        this engine needs for ``prog`` does not fit in free memory (the run calls it first;
+        ``experiment.prepare`` calls it before a run is recorded)."""
+        self.check_qubits(prog.n_qubits)
+
+    def check_qubits(self, n_qubits: int) -> None:  # noqa: B027 (a no-op by default)
+        """:meth:`check_memory` from the qubit count alone (before a circuit is built)."""
 
     @abstractmethod
     def _run(self, prog: CompiledCircuit, progress: ProgressCallback) -> EngineOutput: ...

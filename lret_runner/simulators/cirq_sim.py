@@ -29,6 +29,10 @@ class CirqSimulator(Engine):
         self.dtype = check_dtype(dtype)
         self.seed = seed
 
+    def check_qubits(self, n_qubits: int) -> None:
+        """Refuse, before allocating, a dense state that does not fit in free memory."""
+        check_dense_memory(self.name, n_qubits, self.dtype, WORKING_FACTOR)
+
     def _run(self, prog: CompiledCircuit, progress: ProgressCallback) -> EngineOutput:
         import cirq
 

@@ -5,6 +5,9 @@ a superoperator S = sum_i K_i (x) K_i^* (a gate: U (x) U^*) applied as ONE
 contraction on the 2k axes it acts on, instead of k Kraus sandwiches. Consecutive
 operations whose qubits together span at most ``FUSE_MAX_QUBITS`` are multiplied
 into one superoperator first (a gate and the noise after it cost one pass over rho).
+An operation on more qubits is applied as Kraus sandwiches K rho K^dagger (two
+contractions with the 2^k x 2^k matrix): its superoperator would have 16^k entries
+(64 GiB for a Grover oracle on 8 qubits).
 """
 
 from __future__ import annotations
@@ -70,6 +73,17 @@ class _Fuser:
             fused = fused @ _embed(self.pending.pop(t), t, span)
         self.pending[span] = fused
 
+    def sandwich(self, targets: tuple[int, ...], kraus: Sequence[np.ndarray]) -> None:
+        """rho <- sum_i K_i rho K_i^dagger, after the pending operations it overlaps."""
+        for t in [t for t in self.pending if set(t) & set(targets)]:
+            self._apply(t, self.pending.pop(t))
+        cols = tuple(t + self.n for t in targets)
+        terms = (apply_local(apply_local(self.rho, k, targets), k.conj(), cols) for k in kraus)
+        total = next(terms)
+        for term in terms:
+            total += term
+        self.rho = total
+
     def flush(self) -> np.ndarray:
         for t, sup in self.pending.items():
             self._apply(t, sup)
@@ -88,6 +102,10 @@ class FdmSimulator(Engine):
     def __init__(self, *, dtype: str = "complex128") -> None:
         self.dtype = check_dtype(dtype)
 
+    def check_qubits(self, n_qubits: int) -> None:
+        """Refuse, before allocating, a dense state that does not fit in free memory."""
+        check_dense_memory(self.name, n_qubits, self.dtype, WORKING_FACTOR)
+
     def _run(self, prog: CompiledCircuit, progress: ProgressCallback) -> EngineOutput:
         n = prog.n_qubits
         check_dense_memory(self.name, n, self.dtype, WORKING_FACTOR)
@@ -96,7 +114,10 @@ class FdmSimulator(Engine):
         fuser = _Fuser(rho, n)
         for done, moment in enumerate(prog.moments, start=1):
             for ins in moment:
-                fuser.add(ins.targets, superoperator(ins.kraus))
+                if len(ins.targets) > FUSE_MAX_QUBITS:
+                    fuser.sandwich(ins.targets, ins.kraus)
+                else:
+                    fuser.add(ins.targets, superoperator(ins.kraus))
             progress(done, len(prog.moments))
         rho = fuser.flush()
         state = Dense(np.ascontiguousarray(rho.reshape(2**n, 2**n)))

@@ -12,18 +12,33 @@
 ``truncation_error`` bounds the trace distance to the exact state: one truncation
 changes rho by exactly its discarded weight in trace distance, channels and gates
 never increase it, and the triangle inequality sums the steps.
+
+Memory: :meth:`LretSimulator.check_memory` refuses, before anything is allocated, a
+circuit whose rank-1 factor (2^n x 1, with its working copies) does not fit in free
+memory; while running, every allocation of more than ``_CHECK_ABOVE_BYTES`` is checked
+against free memory first, so a rank that grows too far stops the run with a
+:class:`MemoryRefusal` instead of exhausting the machine.
+
+Interrupts: Python runs signal handlers (Ctrl-C, SIGTERM) only between NumPy/LAPACK
+calls, so the products over L (Gram matrices, the kept columns, gates on a large L) are
+made in row blocks of about ``_BLOCK_MACS`` multiply-adds each; what remains unbounded
+is one eigendecomposition of a Gram matrix (k r x k r for a channel of k Kraus
+operators on rank r) and single memory-bound copies of L.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+import itertools
+import math
+from typing import Any
 
 import numpy as np
 import scipy.linalg
 
-from lret_runner.errors import check_choice, check_range
+from lret_runner.errors import MemoryRefusal, check_choice, check_range
 from lret_runner.metrics import LowRank, apply_local
+from lret_runner.simulators import base
 from lret_runner.simulators.base import (
     CompiledCircuit,
     Engine,
@@ -32,10 +47,18 @@ from lret_runner.simulators.base import (
     check_dtype,
 )
 
-if TYPE_CHECKING:
-    pass
-
 SCHEDULES = ("channel", "moment", "rank")
+
+# L, the copy a channel or a gate works on, and its output live at once (rank 1: the
+# least any run needs; the rank then grows with the noise, checked while running)
+WORKING_FACTOR = 3.0
+# allocations above this size are checked against free memory while running
+_CHECK_ABOVE_BYTES = 64 * 2**20
+# products over L are made in row blocks of about this many multiply-adds (~0.1 s on one
+# core), so that an interrupt is handled between blocks
+_BLOCK_MACS = 2 * 10**9
+# gates on a factor larger than this are applied block by block (same reason)
+_BLOCK_BYTES = 64 * 2**20
 
 # Gram matrices up to this size are diagonalised on one BLAS thread: threads buy nothing
 # there, and when other processes share the cores (parallel sweep jobs, a busy machine)
@@ -90,9 +113,39 @@ class LretSimulator(Engine):
         self.rank_bound = check_range("simulator.rank_bound", rank_bound, 1, integer=True)
         self.dtype = check_dtype(dtype)
 
+    def check_qubits(self, n_qubits: int) -> None:
+        """Refuse, before allocating, a circuit whose rank-1 factor does not fit in free
+        memory (2^n x itemsize x ``WORKING_FACTOR``; the rank only adds to that)."""
+        n = n_qubits
+        itemsize = np.dtype(self.dtype).itemsize
+        need = float(2**n) * itemsize * WORKING_FACTOR
+        free = base.available_bytes()
+        if need > free:
+            half = "" if itemsize == 8 else ", or backend.dtype=complex64 (half the memory)"
+            raise MemoryRefusal(
+                f"simulator=lret refuses n_qubits={n}: its factor L (2^{n} x rank x "
+                f"{itemsize} B, {WORKING_FACTOR:g} working copies) needs "
+                f"{_gib(need)} GiB at rank 1, and more as the rank grows, but only "
+                f"{_gib(free)} GiB is free. Use a circuit with fewer qubits{half}"
+            )
+
+    def _ensure(self, nbytes: float, n: int, rank: int) -> None:
+        """Refuse an allocation of ``nbytes`` that does not fit in free memory (checked
+        only above ``_CHECK_ABOVE_BYTES``: small arrays never matter)."""
+        if nbytes <= _CHECK_ABOVE_BYTES:
+            return
+        free = base.available_bytes()
+        if nbytes > free:
+            raise MemoryRefusal(
+                f"simulator=lret stopped at n_qubits={n}, rank {rank}: the next step needs "
+                f"{_gib(nbytes)} GiB more but only {_gib(free)} GiB is free. Raise "
+                "simulator.rank_threshold or set simulator.max_rank to keep the rank lower"
+            )
+
     def _run(self, prog: CompiledCircuit, progress: ProgressCallback) -> EngineOutput:
         n = prog.n_qubits
         dim = 2**n
+        self.check_memory(prog)
         factor = np.zeros((2,) * n + (1,), dtype=self.dtype)
         factor[(0,) * n + (0,)] = 1.0
         error = 0.0
@@ -102,7 +155,8 @@ class LretSimulator(Engine):
         for done, moment in enumerate(prog.moments, start=1):
             for ins in moment:
                 if not ins.is_channel:
-                    factor = apply_local(factor, ins.kraus[0], ins.targets)
+                    self._ensure(factor.nbytes, n, factor.shape[-1])  # the output
+                    factor = _apply(factor, ins.kraus[0], ins.targets)
                     continue
                 rank = factor.shape[-1] * len(ins.kraus)
                 max_rank = max(max_rank, rank)
@@ -111,8 +165,9 @@ class LretSimulator(Engine):
                     peak_bytes = max(peak_bytes, factor.nbytes + new.nbytes)
                     factor, error = new, error + discarded
                     continue
+                self._ensure(2 * factor.nbytes * len(ins.kraus), n, rank)
                 factor = np.concatenate(
-                    [apply_local(factor, k, ins.targets) for k in ins.kraus], axis=-1
+                    [_apply(factor, k, ins.targets) for k in ins.kraus], axis=-1
                 )
                 peak_bytes = max(peak_bytes, factor.nbytes)
                 if rank > dim or (self.truncation == "rank" and rank > self.rank_bound):
@@ -154,9 +209,10 @@ class LretSimulator(Engine):
 
     def _truncate(self, factor: np.ndarray) -> tuple[np.ndarray, float]:
         """Truncate L itself: L <- L V_kept from the eigendecomposition of L^dagger L."""
-        mat = factor.reshape(-1, factor.shape[-1])
-        v, discarded = self._select(mat.conj().T @ mat, mat.shape[0])
-        return (mat @ v).reshape(factor.shape[:-1] + (v.shape[1],)), discarded
+        mat = np.ascontiguousarray(factor.reshape(-1, factor.shape[-1]))
+        v, discarded = self._select(_gram(mat), mat.shape[0])
+        self._ensure(mat.shape[0] * v.shape[1] * mat.itemsize, factor.ndim - 1, v.shape[1])
+        return _product(mat, v).reshape(factor.shape[:-1] + (v.shape[1],)), discarded
 
     def _channel_truncated(
         self, factor: np.ndarray, kraus: tuple[np.ndarray, ...], targets: tuple[int, ...]
@@ -176,13 +232,69 @@ class LretSimulator(Engine):
         n = factor.ndim - 1
         tail = list(range(n - t, n))  # the target axes go just before the rank axis
         moved = np.moveaxis(factor, list(targets), tail)
-        x = moved.reshape(-1, d * r)  # (M, d r): one copy; column (a, x)
-        local = (x.conj().T @ x).reshape(d, r, d, r)
+        self._ensure(factor.nbytes, n, r)  # x
+        x = np.ascontiguousarray(moved.reshape(-1, d * r))  # (M, d r): one copy; column (a, x)
+        local = _gram(x).reshape(d, r, d, r)
         ks = np.stack(kraus)  # (k, out, in)
         q = np.einsum("ioa,job->iajb", ks.conj(), ks)
         gram = np.einsum("iajb,axby->ixjy", q, local).reshape(k * r, k * r)
         v, discarded = self._select(gram, x.shape[0] * d)
         keep = v.shape[1]
         w = np.einsum("ioa,ixc->axoc", ks, v.reshape(k, r, keep)).reshape(d * r, d * keep)
-        new = (x @ w).reshape(moved.shape[:-1] + (keep,))  # columns (out, c): a free reshape
+        self._ensure(x.shape[0] * d * keep * x.itemsize, n, keep)
+        new = _product(x, w).reshape(moved.shape[:-1] + (keep,))  # columns (out, c): free
         return np.moveaxis(new, tail, list(targets)), discarded
+
+
+def _gib(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.1f}"
+
+
+def _gram(x: np.ndarray) -> np.ndarray:
+    """x^dagger x for a C-contiguous (M, c) matrix, in row blocks of about ``_BLOCK_MACS``
+    multiply-adds when it is large (BLAS herk accumulating in place: no copy of x)."""
+    m, c = x.shape
+    if m * c * c <= _BLOCK_MACS or c == 0:
+        return x.conj().T @ x
+    from scipy.linalg import blas
+
+    herk = blas.get_blas_funcs("herk", (x,))
+    rows = max(64, _BLOCK_MACS // (c * c))
+    # on the Fortran view b.T of a C-contiguous row block b, herk's A A^H is
+    # b^T conj(b) = conj(b^dagger b); only its upper triangle is written
+    acc = np.zeros((c, c), dtype=x.dtype, order="F")
+    for start in range(0, m, rows):
+        acc = herk(1.0, x[start : start + rows].T, beta=1.0, c=acc, trans=0, lower=0, overwrite_c=1)
+    upper = np.triu(acc)
+    return (upper + np.triu(acc, 1).conj().T).conj()
+
+
+def _product(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """x @ w, in row blocks of about ``_BLOCK_MACS`` multiply-adds when it is large."""
+    m, c = x.shape
+    cols = w.shape[1]
+    if m * c * cols <= _BLOCK_MACS:
+        return x @ w
+    out = np.empty((m, cols), dtype=np.result_type(x, w))
+    rows = max(64, _BLOCK_MACS // max(c * cols, 1))
+    for start in range(0, m, rows):
+        np.matmul(x[start : start + rows], w, out=out[start : start + rows])
+    return out
+
+
+def _apply(factor: np.ndarray, matrix: np.ndarray, targets: tuple[int, ...]) -> np.ndarray:
+    """:func:`apply_local` on L, block by block over leading non-target qubit axes when L
+    is larger than ``_BLOCK_BYTES`` (less memory than one tensordot, and interruptible)."""
+    if factor.nbytes <= _BLOCK_BYTES:
+        return apply_local(factor, matrix, targets)
+    free = [a for a in range(factor.ndim - 1) if a not in targets]
+    split = free[: min(len(free), math.ceil(math.log2(factor.nbytes / _BLOCK_BYTES)))]
+    # target axes in a block, where the split axes are gone
+    inner = tuple(t - sum(a < t for a in split) for t in targets)
+    out = np.empty_like(factor)
+    index: list[Any] = [slice(None)] * factor.ndim
+    for bits in itertools.product((0, 1), repeat=len(split)):
+        for axis, bit in zip(split, bits, strict=True):
+            index[axis] = bit
+        out[tuple(index)] = apply_local(factor[tuple(index)], matrix, inner)
+    return out
