@@ -128,8 +128,6 @@ def prepare(cfg: Any) -> Prepared:
     check_known_keys(cfg)
     check_option_names(cfg)
     run = cfg.run
-    check_range("run.shots", run.shots, 0, MAX_SHOTS, integer=True)
-    check_range("run.seed", run.seed, 0, integer=True)
     check_range("run.exact_max_qubits", run.exact_max_qubits, 1, EXACT_MAX_QUBITS_LIMIT)
     if run.timeout_seconds is not None:
         check_range("run.timeout_seconds", run.timeout_seconds, 0, open_low=True)
@@ -141,10 +139,7 @@ def prepare(cfg: Any) -> Prepared:
     simulator = dict(plain(cfg.simulator))
     simulator_name = simulator.pop("name")
     if "n_qubits" in circuit_params:
-        n = check_range("circuit.n_qubits", circuit_params["n_qubits"], 1, MAX_QUBITS, integer=True)
-        # a state that cannot fit is refused before the circuit is built (auto: lret's)
-        engine = "lret" if simulator_name == "auto" else simulator_name
-        make_engine(engine, **simulator, dtype=cfg.backend.dtype).check_qubits(n)
+        check_range("circuit.n_qubits", circuit_params["n_qubits"], 1, MAX_QUBITS, integer=True)
     circuit = build_circuit(name, **circuit_params)
     if "n_qubits" not in circuit_params and len(circuit.all_qubits()) > MAX_QUBITS:
         raise CircuitError(
@@ -326,7 +321,7 @@ def run(
     if cfg.lineage.parent is not None:
         tracker.require_run(cfg.lineage.parent, "lineage.parent")
     if cfg.sweep.resume:
-        previous = tracker.finished_run(cfg.session.name, _config_hash(cfg))
+        previous = tracker.finished_run(cfg.session.name, _config_hash(cfg, prepared))
         if previous is not None:
             return _reuse(prepared, tracker, previous, batch, job_num)
     return _recorded(
@@ -391,19 +386,20 @@ def _recorded(
             run_id = tracker.start_run(
                 cfg.session.name,
                 cfg.session.description,
-                run_name=f"{cfg.circuit.name}-n{cfg.circuit.get('n_qubits', '')}-"
-                f"{cfg.simulator.name}",
+                run_name="-".join(
+                    (cfg.circuit.name, f"n{_n_qubits(cfg, prepared) or ''}", cfg.simulator.name)
+                ),
                 tags=run_tags(
                     cfg,
                     {
-                        V.CONFIG_HASH: _config_hash(cfg) if prepared is not None else None,
+                        V.CONFIG_HASH: _config_hash(cfg, prepared) if prepared else None,
                         V.PARENT_RUN: batch,
                         V.LINEAGE_PARENT: cfg.lineage.parent,
                         V.JOB_NUM: job_num,
                     },
                 ),
             )
-            files.append(_log_config(cfg, tracker, run_id, output_dir))
+            files.append(_log_config(cfg, tracker, run_id, output_dir, prepared))
         result = compute()
     except KeyboardInterrupt as exc:
         if run_id is None:
@@ -418,6 +414,11 @@ def _recorded(
         return _finish(cfg, tracker, result, files, output_dir, batch)
 
 
+def _n_qubits(cfg: Any, prepared: Prepared | None) -> int | None:
+    """The qubit count: the prepared circuit's (a QASM file's), else the config's."""
+    return prepared.n_qubits if prepared else cfg.circuit.get("n_qubits")
+
+
 def _stopped(
     cfg: Any, prepared: Prepared | None, status: str, error: str, exc: BaseException
 ) -> RunResult:
@@ -425,7 +426,7 @@ def _stopped(
     return RunResult(
         status=status,
         backend_used=prepared.backend_used if prepared else cfg.simulator.name,
-        n_qubits=prepared.n_qubits if prepared else cfg.circuit.get("n_qubits"),
+        n_qubits=_n_qubits(cfg, prepared),
         depth=prepared.depth if prepared else None,
         backend_reason=prepared.backend_reason if prepared else "",
         error=error,
@@ -433,10 +434,10 @@ def _stopped(
     )
 
 
-def _config_hash(cfg: Any) -> str:
+def _config_hash(cfg: Any, prepared: Prepared) -> str:
     from lret_runner.config import config_hash
 
-    return config_hash(cfg)
+    return config_hash(cfg, n_qubits=prepared.n_qubits)
 
 
 def run_tags(cfg: Any, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -463,7 +464,9 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def _log_config(cfg: Any, tracker: Tracker, run_id: str, output_dir: Path) -> Path:
+def _log_config(
+    cfg: Any, tracker: Tracker, run_id: str, output_dir: Path, prepared: Prepared | None
+) -> Path:
     """Write config.yaml and log the result-affecting config (if it resolves)."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
@@ -471,7 +474,8 @@ def _log_config(cfg: Any, tracker: Tracker, run_id: str, output_dir: Path) -> Pa
     from lret_runner.config import result_config
 
     try:
-        config: dict[str, Any] | None = result_config(cfg)
+        n_qubits = prepared.n_qubits if prepared else None  # a QASM file's count
+        config: dict[str, Any] | None = result_config(cfg, n_qubits=n_qubits)
     except (UserError, OmegaConfBaseException):  # an invalid config may not even resolve
         config = None
     output_dir.mkdir(parents=True, exist_ok=True)

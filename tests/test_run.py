@@ -190,3 +190,31 @@ def test_the_null_tracker_refuses_a_lineage_parent(compose, tmp_path: Path) -> N
     cfg = compose([*TINY, "tracking=none", "lineage.parent=abc"])
     with pytest.raises(ConfigError, match="lineage.parent=abc is invalid with tracking=none"):
         _run(cfg, NullTracker(), tmp_path)
+
+
+def test_resume_does_not_reuse_a_run_of_an_edited_qasm_file(compose, store_uri, tmp_path) -> None:
+    from lret_runner.circuits import EXAMPLE_QASM
+
+    qasm = tmp_path / "mine.qasm"
+    qasm.write_text(EXAMPLE_QASM.read_text())
+    tracker = MlflowTracker(store_uri)
+    overrides = ["circuit=qasm", f"circuit.path={qasm}", "sweep.resume=true", "run.quiet=true"]
+    first = _run(compose(overrides), tracker, tmp_path / "a")
+    assert _run(compose(overrides), tracker, tmp_path / "b").run_id == first.run_id  # reused
+    qasm.write_text(qasm.read_text().replace("h q[0];", "x q[0];"))
+    edited = _run(compose(overrides), tracker, tmp_path / "c")
+    assert not edited.reused and edited.run_id != first.run_id
+
+
+def test_a_qasm_run_records_the_file_qubit_count_and_digest(compose, store_uri, tmp_path) -> None:
+    import hashlib
+
+    from lret_runner.circuits import EXAMPLE_QASM
+
+    tracker = MlflowTracker(store_uri)
+    result = _run(compose(["+experiment=qasm_file", "run.quiet=true"]), tracker, tmp_path)
+    run = _mlflow_run(tracker, result.run_id)
+    assert run.data.params["circuit.n_qubits"] == "3" and result.n_qubits == 3
+    digest = hashlib.sha256(EXAMPLE_QASM.read_bytes()).hexdigest()
+    assert run.data.params["inputs.circuit_path"] == digest
+    assert run.info.run_name == "qasm-n3-lret"

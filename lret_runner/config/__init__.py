@@ -1,10 +1,12 @@
 """The config: schemas in Hydra's ConfigStore, resolvers, and what of a config a run records.
 
 ``result_config(cfg)`` is the part of a config that determines a run's result: the
-chosen circuit, noise, simulator and backend options with their keys, and the run
-keys that shape the record. It is what a run logs as MLflow params and what
-``config_hash`` (the key of ``sweep.resume``) hashes; session, tags, tracking, sweep
-and the keys that only change how a run is watched (quiet, timeout, threads) are not.
+chosen circuit, noise, simulator and backend options with their keys, the run keys
+that shape the record, and the SHA-256 of every input file it names (``inputs``: a
+QASM file edited in place is a different experiment). It is what a run logs as MLflow
+params and what ``config_hash`` (the key of ``sweep.resume``) hashes; session, tags,
+tracking, sweep and the keys that only change how a run is watched (quiet, timeout,
+threads) are not.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ DEPTH_RULES = ("linear", "quadratic", "constant")
 # keys that do not change a run's result
 _NOT_RESULT = {"run": ("quiet", "timeout_seconds"), "backend": ("threads",)}
 _RESULT_SECTIONS = ("circuit", "noise", "simulator", "backend", "run")
+INPUT_PATHS = ("circuit.path",)  # keys that name input files (relative: to the launch dir)
 
 
 @functools.cache
@@ -136,6 +139,13 @@ def result_config(cfg: Any, *, n_qubits: int | None = None) -> dict[str, Any]:
         out[section] = data
     if n_qubits is not None:
         out["circuit"].setdefault("n_qubits", n_qubits)
+    inputs = {}
+    for key in INPUT_PATHS:
+        path = OmegaConf.select(cfg, key)
+        if isinstance(path, str) and Path(path).is_file():
+            inputs[key.replace(".", "_")] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    if inputs:
+        out["inputs"] = inputs  # params inputs.circuit_path: the file's SHA-256
     return out
 
 

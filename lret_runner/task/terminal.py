@@ -30,8 +30,6 @@ from omegaconf import DictConfig
 from lret_runner.errors import RunTimeout, UserError
 from lret_runner.experiment import RunResult
 
-INPUT_PATHS = ("circuit.path",)  # config keys that name input files (relative: to the launch dir)
-
 
 class RunFailed(RuntimeError):
     """A run ended FAILED (inside a multirun: the launcher records the job as failed)."""
@@ -139,6 +137,8 @@ def _absolute_inputs(cfg: DictConfig, root: Path) -> None:
     """Input files named relative to the launch directory (Hydra may have changed into
     the run's output directory, ``hydra.job.chdir=true``)."""
     from omegaconf import OmegaConf
+
+    from lret_runner.config import INPUT_PATHS
 
     for key in INPUT_PATHS:
         value = OmegaConf.select(cfg, key)
