@@ -746,6 +746,17 @@ def test_compare_plot(store: Store, capsys: pytest.CaptureFixture[str], tmp_path
 
 
 @pytest.mark.e2e
+@pytest.mark.parametrize("where", ["a_directory", "a_file/compare.png"])
+def test_compare_plot_to_a_bad_place(
+    store: Store, capsys: pytest.CaptureFixture[str], tmp_path: Path, where: str
+) -> None:
+    (tmp_path / "a_directory").mkdir()
+    (tmp_path / "a_file").write_text("not a directory")
+    code, _, err = call(store, capsys, "compare", store.a, store.c, "--plot", str(tmp_path / where))
+    user_error(code, err, "--plot", "cannot write the chart there")
+
+
+@pytest.mark.e2e
 def test_compare_errors(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = call(store, capsys, "compare", store.a)
     user_error(code, err, "at least two")

@@ -191,6 +191,16 @@ def test_run_detail_has_rank_history_and_counts(
     )
 
 
+def test_a_corrupt_counts_artifact_reads_as_none(
+    tracker: MlflowTracker, q: Queries, tmp_path: Path
+) -> None:
+    run_id = tracker.start_run("default")
+    counts = tmp_path / "counts.json"
+    counts.write_text("{not json")
+    tracker.log_artifacts(run_id, [counts])
+    assert q.run_detail(run_id).counts is None
+
+
 def test_run_detail_without_counts(tracker: MlflowTracker, q: Queries) -> None:
     detail = q.run_detail(make_run(tracker, status="FAILED"))
     assert (detail.counts, detail.rank_history) == (None, [])
