@@ -66,6 +66,7 @@ bench: venv
 	$(PY) benchmarks/bench_engines.py --large 20
 	$(PY) benchmarks/bench_overhead.py
 	$(PY) benchmarks/bench_sweep.py
+	$(PY) benchmarks/bench_threads.py
 
 clean:
 	rm -rf $(VENV) .venv-test outputs multirun .pytest_cache

@@ -75,6 +75,7 @@ class RunResult:
     expectation_values: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     reused: bool = False  # sweep.resume: an earlier FINISHED run of this config, not run again
+    threads: int | None = None  # BLAS threads the engine ran with
     started_at: str | None = None
     completed_at: str | None = None
     # what ended a FAILED or KILLED run (not part of the record)
@@ -107,7 +108,7 @@ class Prepared:
     exact_max_qubits: int = 12
     observables: list[str] = field(default_factory=list)
     save_probabilities: bool = False
-    threads: int | None = None  # BLAS threads while simulating (None: the library's default)
+    threads: int | None = None  # BLAS threads while simulating (None: threads.default_threads)
     cfg: Any = None  # the config it came from (None when prepared from a circuit)
 
     @property
@@ -237,8 +238,11 @@ def simulate(
     """Run the engine and measure what was asked; returns the record and the engine output."""
     from threadpoolctl import threadpool_limits
 
+    from lret_runner.simulators.threads import default_threads
+
     p = prepared
-    with threadpool_limits(limits=p.threads):
+    threads = p.threads or default_threads()
+    with threadpool_limits(limits=threads, user_api="blas"):
         out = p.engine.run(p.program, progress=progress)
         probs = metrics.probabilities(out.state)
         result = RunResult(
@@ -247,6 +251,7 @@ def simulate(
             backend_reason=p.backend_reason,
             n_qubits=p.n_qubits,
             depth=p.depth,
+            threads=threads,
             simulation_time_seconds=out.simulation_time_seconds,
             final_rank=out.final_rank,
             max_rank=out.max_rank,

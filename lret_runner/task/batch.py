@@ -27,6 +27,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from lret_runner.simulators.threads import PARALLEL_ENV, available_cores
 from lret_runner.task.terminal import raise_interrupt
 from lret_runner.tracking import vocabulary as V
 
@@ -52,6 +53,17 @@ def count_jobs(cfg: DictConfig) -> int:
                 len(list(override.sweep_string_iterator())) if sweep else 1
             )
     return math.prod(sizes.values())
+
+
+def parallel_jobs(cfg: DictConfig) -> int:
+    """Jobs the launcher runs at once on this machine: joblib's ``n_jobs`` (-1: one per
+    available core), else one (the basic launcher runs them in turn; cluster launchers
+    give each job its own cores)."""
+    n_jobs = cfg.hydra.launcher.get("n_jobs")
+    if not isinstance(n_jobs, int) or n_jobs == 0:
+        return 1
+    cores = available_cores()
+    return min(n_jobs, cores) if n_jobs > 0 else max(1, cores + 1 + n_jobs)
 
 
 def sweep_definition(cfg: DictConfig) -> dict[str, Any]:
@@ -111,6 +123,7 @@ class BatchCallback(Callback):
         from lret_runner.experiment import run_tags, write_json
         from lret_runner.tracking import make_tracker
 
+        os.environ[PARALLEL_ENV] = str(parallel_jobs(config))  # each job's BLAS threads
         self.tracker = make_tracker(config.tracking, Path(HydraConfig.get().runtime.cwd))
         if not self.tracker.records:
             return
@@ -140,6 +153,7 @@ class BatchCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Close the batch and print its summary; a batch that did not finish every job
         ends the process with one line saying why (1: failed jobs, 130: interrupted)."""
+        os.environ.pop(PARALLEL_ENV, None)
         if self.parent_run_id is None:
             return
         parent_run_id, self.parent_run_id = self.parent_run_id, None

@@ -273,6 +273,11 @@ def test_joblib_launcher_records_like_basic(sweep: Sweep, basic_records: dict) -
     sweep.ok(*LAUNCHER_AXES, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
     _, kids = check_finished_batch(sweep, 4, {"scaling.png", "fidelity_over_runs.png"})
     assert_same_records(records(kids), basic_records)
+    # two workers share the cores: each job's BLAS threads are the cores / 2
+    from lret_runner.simulators.threads import available_cores
+
+    results = [json.loads(p.read_text()) for p in sweep.root.glob("multirun/**/result.json")]
+    assert {r["threads"] for r in results} == {max(1, available_cores() // 2)}
 
 
 def test_submitit_local_launcher_records_like_basic(sweep: Sweep, basic_records: dict) -> None:
