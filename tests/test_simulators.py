@@ -672,3 +672,29 @@ def test_lret_blocked_products_match_unblocked(monkeypatch: pytest.MonkeyPatch) 
         out = LretSimulator(rank_threshold=0, truncation=truncation).run(circuit)
         assert out.truncation_error < 1e-12
         np.testing.assert_allclose(metrics.dense(out.state), metrics.dense(ref.state), atol=1e-12)
+
+
+@pytest.mark.parametrize("truncation", ["channel", "moment"])
+@pytest.mark.parametrize("threshold", [0.0, 1e-3])
+def test_the_dense_side_truncates_as_the_gram_side(
+    truncation: str, threshold: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When k r > 2^n the N x N eigenproblem replaces the k r x k r one. The nonzero spectra
+    of L L^dagger and L^dagger L are equal, so exact runs agree to rounding; with a
+    threshold, a cut between (near-)degenerate eigenvalues may fall one apart, so both
+    stay within their truncation_error of the exact state (checked against fdm)."""
+    from lret_runner.simulators import lret as lret_module
+
+    circuit = noisy_random(4, 8, 3, "depolarizing", "gate")  # two-qubit channels: k = 16
+    engine = LretSimulator(rank_threshold=threshold, truncation=truncation)
+    dense = engine.run(circuit)
+    monkeypatch.setattr(lret_module, "_dense_side_cheaper", lambda columns, rows: False)
+    gram = engine.run(circuit)
+    assert gram.max_rank > 2**4  # k r exceeded N: the dense side was taken
+    exact = metrics.dense(FdmSimulator().run(circuit).state)
+    for out in (dense, gram):
+        distance = metrics.trace_distance(out.state, metrics.Dense(exact))
+        assert distance <= out.truncation_error + 1e-9
+    if threshold == 0:
+        assert np.abs(metrics.dense(dense.state) - metrics.dense(gram.state)).max() < 1e-10
+        assert dense.rank_history == gram.rank_history
