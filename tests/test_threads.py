@@ -86,7 +86,7 @@ def test_joblib_parallel_jobs(n_jobs, expected, monkeypatch) -> None:
 
     from lret_runner.task import batch
 
-    monkeypatch.setattr(batch, "available_cores", lambda: 2)
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
     launcher = {} if n_jobs is None else {"n_jobs": n_jobs}
     cfg = OmegaConf.create({"hydra": {"launcher": launcher}})
     assert batch.parallel_jobs(cfg) == expected

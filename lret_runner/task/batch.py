@@ -27,7 +27,6 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from lret_runner.simulators.threads import PARALLEL_ENV, available_cores
 from lret_runner.task.terminal import raise_interrupt
 from lret_runner.tracking import vocabulary as V
 
@@ -59,6 +58,8 @@ def parallel_jobs(cfg: DictConfig) -> int:
     """Jobs the launcher runs at once on this machine: joblib's ``n_jobs`` (-1: one per
     available core), else one (the basic launcher runs them in turn; cluster launchers
     give each job its own cores)."""
+    from lret_runner.simulators.threads import available_cores
+
     n_jobs = cfg.hydra.launcher.get("n_jobs")
     if not isinstance(n_jobs, int) or n_jobs == 0:
         return 1
@@ -121,6 +122,7 @@ class BatchCallback(Callback):
         from hydra.core.hydra_config import HydraConfig
 
         from lret_runner.experiment import run_tags, write_json
+        from lret_runner.simulators.threads import PARALLEL_ENV
         from lret_runner.tracking import make_tracker
 
         os.environ[PARALLEL_ENV] = str(parallel_jobs(config))  # each job's BLAS threads
@@ -153,6 +155,8 @@ class BatchCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Close the batch and print its summary; a batch that did not finish every job
         ends the process with one line saying why (1: failed jobs, 130: interrupted)."""
+        from lret_runner.simulators.threads import PARALLEL_ENV
+
         os.environ.pop(PARALLEL_ENV, None)
         if self.parent_run_id is None:
             return
