@@ -27,8 +27,10 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from lret_runner.task.terminal import raise_interrupt
+from lret_runner.task.terminal import cancel_sweep
 from lret_runner.tracking import vocabulary as V
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)  # what cancels a sweep
 
 
 def count_jobs(cfg: DictConfig) -> int:
@@ -108,13 +110,18 @@ class BatchCallback(Callback):
         self.parent_run_id: str | None = None
         self.tracker: Any = None
         self.total = 0
-        self._previous_sigterm: Any = None
+        self._previous: dict[int, Any] = {}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         """Open the batch; a sweep that cannot be recorded does not start (Hydra would only
         warn about a failing callback and run the jobs unrecorded)."""
         try:
             self._start(config)
+        except KeyboardInterrupt:
+            if self.parent_run_id is not None:
+                self.tracker.set_tags(self.parent_run_id, {V.CANCELLED: "true"})
+                self.tracker.end_run(self.parent_run_id, "KILLED")
+            _abort("the sweep was interrupted before its first job", None, code=130)
         except Exception as exc:
             _abort(f"the sweep cannot start: {exc}", exc, code=1)
 
@@ -125,6 +132,10 @@ class BatchCallback(Callback):
         from lret_runner.simulators.threads import PARALLEL_ENV
         from lret_runner.tracking import make_tracker
 
+        # Ctrl-C or SIGTERM anywhere in the sweep (not only inside a job) cancels it, so
+        # that the batch is closed as cancelled
+        with contextlib.suppress(ValueError):  # ValueError: not the main thread
+            self._previous = {s: signal.signal(s, cancel_sweep) for s in _SIGNALS}
         os.environ[PARALLEL_ENV] = str(parallel_jobs(config))  # each job's BLAS threads
         self.tracker = make_tracker(config.tracking, Path(HydraConfig.get().runtime.cwd))
         if not self.tracker.records:
@@ -147,10 +158,6 @@ class BatchCallback(Callback):
             path = write_json(Path(tmp) / "sweep.json", sweep_definition(config))
             self.tracker.log_artifacts(self.parent_run_id, [path])
         os.environ[V.BATCH_ENV] = self.parent_run_id
-        # SIGTERM anywhere in the sweep (not only inside a job) unwinds like Ctrl-C, so
-        # that on_multirun_end still closes the batch as cancelled
-        with contextlib.suppress(ValueError):  # ValueError: not the main thread
-            self._previous_sigterm = signal.signal(signal.SIGTERM, raise_interrupt)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Close the batch and print its summary; a batch that did not finish every job
@@ -158,13 +165,13 @@ class BatchCallback(Callback):
         from lret_runner.simulators.threads import PARALLEL_ENV
 
         os.environ.pop(PARALLEL_ENV, None)
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+        self._previous = {}
         if self.parent_run_id is None:
             return
         parent_run_id, self.parent_run_id = self.parent_run_id, None
         os.environ.pop(V.BATCH_ENV, None)
-        if self._previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._previous_sigterm)
-            self._previous_sigterm = None
         try:
             status, counts, jobs = self._close(parent_run_id)
         except Exception as exc:

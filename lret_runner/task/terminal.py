@@ -59,7 +59,15 @@ class _Progress:
             self.bar.stop()
 
 
-def raise_interrupt(signum: int, frame: Any) -> None:
+_sweep_cancelled = False  # an interrupt reached this sweep: no further job may start
+
+
+def cancel_sweep(signum: int, frame: Any) -> None:
+    """The sweep's SIGINT/SIGTERM handler between jobs. Hydra swallows exceptions raised
+    in some of its own steps between jobs (job-end callbacks), so the cancellation is also
+    remembered, and the next job refuses to start (:func:`run_from_hydra`)."""
+    global _sweep_cancelled
+    _sweep_cancelled = True
     raise KeyboardInterrupt("Ctrl-C" if signum == signal.SIGINT else "SIGTERM")
 
 
@@ -231,6 +239,8 @@ def run_from_hydra(cfg: DictConfig) -> float | None:
     hc = HydraConfig.get()
     verbose = bool(hc.verbose)
     multirun = hc.mode == RunMode.MULTIRUN
+    if multirun and _sweep_cancelled:
+        raise KeyboardInterrupt("the sweep was interrupted: no further job starts")
     try:
         result, interrupt = execute(
             cfg,
@@ -248,7 +258,7 @@ def run_from_hydra(cfg: DictConfig) -> float | None:
         message = f"interrupted ({str(exc) or 'Ctrl-C'}) before the run started: nothing recorded"
         _report(message, exc, verbose)
         if multirun:
-            raise KeyboardInterrupt(message) from None
+            _cancel_sweep(message)
         sys.exit(130)
     if interrupt is not None:
         message = (
@@ -257,7 +267,7 @@ def run_from_hydra(cfg: DictConfig) -> float | None:
         )
         _report(message, None, verbose)
         if multirun:
-            raise KeyboardInterrupt(message)
+            _cancel_sweep(message)
         sys.exit(130)
     if result.status == "FINISHED":
         return result.fidelity
@@ -265,11 +275,17 @@ def run_from_hydra(cfg: DictConfig) -> float | None:
     _report(message, result.exception, verbose)
     if result.status == "KILLED":
         if multirun:
-            raise KeyboardInterrupt(message)  # stops the sweep; the batch is cancelled
+            _cancel_sweep(message)  # stops the sweep; the batch is cancelled
         sys.exit(130)
     if multirun:
         raise RunFailed(message) from result.exception
     sys.exit(1)
+
+
+def _cancel_sweep(message: str) -> None:
+    global _sweep_cancelled
+    _sweep_cancelled = True
+    raise KeyboardInterrupt(message) from None
 
 
 def _report(message: str, exc: BaseException | None, verbose: bool) -> None:

@@ -387,11 +387,11 @@ def test_resume_runs_only_the_new_job(sweep: Sweep) -> None:
 
 
 # ---------------------------------------------------------------- 6. cancellation
-# 6 qubits, 10 moments, depolarizing 1e-2 after every gate, threshold 1e-6: the rank
-# reaches 2^6 and one job simulates for ~4-5 s on a 2-core machine (plus ~1 s of
-# job overhead). (The 10-qubit, depth-40 job of the issue runs for > 10 minutes here.)
+# 9 qubits, 10 moments, depolarizing 1e-2 after every gate, threshold 1e-6: the rank
+# passes 2^9 (LRET works on the dense side there) and one job simulates for ~6-7 s on a
+# 2-core machine (plus ~1 s of job overhead).
 LONG_JOBS = [
-    "circuit.n_qubits=6",
+    "circuit.n_qubits=9",
     "circuit.depth=10",
     "noise.level=0.01",
     "simulator.rank_threshold=1e-6",
