@@ -7,7 +7,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,31 @@ def start_cli() -> Callable[..., subprocess.Popen[str]]:
         )
 
     return start
+
+
+def _chattr(flag: str, path: Path) -> bool:
+    try:
+        done = subprocess.run(["chattr", flag, str(path)], capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+@contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """``path`` (a file or a directory) read-only even for root (immutable), then restored."""
+    mode = path.stat().st_mode
+    path.chmod(0o555 if path.is_dir() else 0o444)
+    immutable = False
+    try:
+        if os.geteuid() == 0:
+            immutable = _chattr("+i", path)
+            if not immutable:
+                pytest.skip(
+                    "running as root and chattr +i is unavailable: cannot make it read-only"
+                )
+        yield
+    finally:
+        if immutable:
+            _chattr("-i", path)
+        path.chmod(mode)

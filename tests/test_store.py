@@ -19,12 +19,11 @@ import sqlite3
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from conftest import read_only
 
 from lret_runner import cli
 from lret_runner.errors import ConfigError, SessionError, TrackingError
@@ -101,37 +100,6 @@ def add_run(db: Path, session: str = "kept") -> str:
     client = connect(uri_of(db))
     experiment_id = client.create_experiment(session)
     return str(client.create_run(experiment_id).info.run_id)
-
-
-# ---------------------------------------------------------------- read-only helpers
-
-
-def _chattr(flag: str, path: Path) -> bool:
-    try:
-        done = subprocess.run(["chattr", flag, str(path)], capture_output=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
-
-
-@contextmanager
-def read_only(path: Path) -> Iterator[None]:
-    """``path`` (a file or a directory) read-only even for root (immutable), then restored."""
-    mode = path.stat().st_mode
-    path.chmod(0o555 if path.is_dir() else 0o444)
-    immutable = False
-    try:
-        if os.geteuid() == 0:
-            immutable = _chattr("+i", path)
-            if not immutable:
-                pytest.skip(
-                    "running as root and chattr +i is unavailable: cannot make it read-only"
-                )
-        yield
-    finally:
-        if immutable:
-            _chattr("-i", path)
-        path.chmod(mode)
 
 
 # ---------------------------------------------------------------- atomic creation

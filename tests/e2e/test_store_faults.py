@@ -17,13 +17,11 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import sqlite_uri
+from conftest import read_only, sqlite_uri
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
@@ -73,37 +71,6 @@ def recovers(run_cli: Any, cwd: Path, runs_before: int = 0) -> None:
     assert integrity(db) == "ok"
     assert statuses(db).count("FINISHED") == runs_before + 1
     assert creating(db.parent) == []
-
-
-# ---------------------------------------------------------------- read-only helpers
-
-
-def _chattr(flag: str, path: Path) -> bool:
-    try:
-        done = subprocess.run(["chattr", flag, str(path)], capture_output=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0
-
-
-@contextmanager
-def read_only(path: Path) -> Iterator[None]:
-    """``path`` read-only even for root (``chattr +i``), then restored."""
-    mode = path.stat().st_mode
-    path.chmod(0o555 if path.is_dir() else 0o444)
-    immutable = False
-    try:
-        if os.geteuid() == 0:
-            immutable = _chattr("+i", path)
-            if not immutable:
-                pytest.skip(
-                    "running as root and chattr +i is unavailable: cannot make it read-only"
-                )
-        yield
-    finally:
-        if immutable:
-            _chattr("-i", path)
-        path.chmod(mode)
 
 
 READ_ONLY_MOUNT = 'mount --bind "$1" "$1" && mount -o remount,ro,bind "$1" && shift && exec "$@"'
