@@ -101,6 +101,28 @@ def compose() -> Callable[..., DictConfig]:
     return compose_config
 
 
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new store's database file, made once per session (that takes seconds); tests copy
+    it (``fresh_store``) instead of creating their own."""
+    from lret_runner.tracking.store import connect
+
+    db = tmp_path_factory.mktemp("empty_store") / "mlflow.db"
+    connect(f"sqlite:///{db}")
+    return db
+
+
+@pytest.fixture
+def fresh_store(empty_store: Path, tmp_path: Path) -> Path:
+    """A copy of the empty store at ``tmp_path/mlruns/mlflow.db`` (the runners' default)."""
+    import shutil
+
+    db = tmp_path / "mlruns" / "mlflow.db"
+    db.parent.mkdir(exist_ok=True)
+    shutil.copy(empty_store, db)
+    return db
+
+
 @pytest.fixture
 def store_uri(tmp_path: Path) -> str:
     """A new SQLite MLflow store under ``tmp_path``."""

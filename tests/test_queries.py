@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,7 +19,6 @@ from lret_runner.errors import SessionError, TrackingError, UserError
 from lret_runner.tracking import MlflowTracker, queries
 from lret_runner.tracking import vocabulary as V
 from lret_runner.tracking.queries import Queries, store_errors
-from lret_runner.tracking.store import connect
 
 CONFIG: dict[str, Any] = {
     "circuit": {"name": "ghz", "n_qubits": 3, "measure": True, "gates": ["h", "cx"]},
@@ -29,20 +27,9 @@ CONFIG: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="module")
-def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A new store's database, made once (that takes seconds); every test gets a copy."""
-    db = tmp_path_factory.mktemp("empty") / "mlflow.db"
-    connect(f"sqlite:///{db}")
-    return db
-
-
 @pytest.fixture
-def tracker(empty_store: Path, tmp_path: Path) -> MlflowTracker:
-    db = tmp_path / "mlruns" / "mlflow.db"
-    db.parent.mkdir()
-    shutil.copy(empty_store, db)
-    return MlflowTracker(f"sqlite:///{db}")
+def tracker(fresh_store: Path) -> MlflowTracker:
+    return MlflowTracker(f"sqlite:///{fresh_store}")
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ tested in ``tests/e2e/test_store_faults.py`` (a private mount namespace).
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
 import subprocess
 import threading
@@ -78,21 +77,10 @@ def fault(exc: pytest.ExceptionInfo[TrackingError], *fragments: str) -> str:
     return message
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A complete new store, made once (that takes a second or two); tests copy it."""
-    db = tmp_path_factory.mktemp("template") / "mlflow.db"
-    connect(uri_of(db))
-    return db
-
-
 @pytest.fixture
-def db(template: Path, tmp_path: Path) -> Path:
+def db(fresh_store: Path) -> Path:
     """A complete store of this test's own, with no runs."""
-    target = tmp_path / "mlruns" / "mlflow.db"
-    target.parent.mkdir()
-    shutil.copy(template, target)
-    return target
+    return fresh_store
 
 
 def add_run(db: Path, session: str = "kept") -> str:

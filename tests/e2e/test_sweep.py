@@ -40,14 +40,6 @@ DETERMINISTIC = ("final_rank", "truncation_error", "fidelity")
 
 
 # ---------------------------------------------------------------- harness
-@pytest.fixture(scope="session")
-def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An MLflow SQLite file with its schema and nothing else, copied by every `sweep`."""
-    db = tmp_path_factory.mktemp("empty_store") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{db}").search_experiments(max_results=1)
-    return db
-
-
 class Sweep:
     """A launch directory with its own SQLite store (``mlruns/mlflow.db``, the default of the
     conftest runners); runs ``python -m lret_runner -m ...`` there and reads the store back."""
