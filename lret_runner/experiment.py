@@ -205,12 +205,14 @@ def prepare_circuit(
     dtype = check_dtype(params.get("dtype", "complex128"))
     # validates the name and the keys before compiling (auto may pick lret: its keys must be
     # valid), and refuses a qubit count whose least state does not fit (auto: lret's)
-    make_engine("lret" if simulator == "auto" else simulator, **params).check_qubits(n)
+    engine = make_engine("lret" if simulator == "auto" else simulator, **params)
+    engine.check_qubits(n)
     program = compile_circuit(circuit, order, dtype)
     reason = "requested"
     if simulator == "auto":
         simulator, reason = choose_engine(program)
-    engine = make_engine(simulator, **params)
+        if simulator != engine.name:
+            engine = make_engine(simulator, **params)
     engine.check_memory(program)  # before anything is allocated or recorded
     return Prepared(
         program=program,
