@@ -160,6 +160,39 @@ def random_circuit(
     return _finish(cirq.Circuit(moments), qubits, measure)
 
 
+def layered(
+    *, n_qubits: int, layers: int, seed: int | None = None, measure: bool = False
+) -> cirq.Circuit:
+    """A layered random circuit of ``layers`` layers, ``2 * layers`` moments (plus the
+    measurement).
+
+    Each layer is one moment with a random single-qubit rotation on every qubit
+    (``cirq.PhasedXZGate`` with x, z and axis-phase exponents seeded uniform in [0, 1)),
+    then one moment of CNOTs on pairs (i, i+1) starting at offset ``layer % 2`` (the
+    second moment is empty for one qubit, and for two qubits on odd layers).
+    """
+    n = _check_int("n_qubits", n_qubits, 1)
+    layers = _check_int("layers", layers, 1)
+    seed = _check_seed(seed)
+    _check_size("layers", layers, n + n // 2, n)  # n rotations, at most n/2 CNOTs
+    rng = np.random.default_rng(seed)
+    qubits = cirq.LineQubit.range(n)
+    moments = []
+    for layer in range(layers):
+        x, z, a = rng.uniform(0.0, 1.0, size=(3, n))
+        moments.append(
+            cirq.Moment(
+                cirq.PhasedXZGate(
+                    x_exponent=float(x[i]), z_exponent=float(z[i]), axis_phase_exponent=float(a[i])
+                ).on(q)
+                for i, q in enumerate(qubits)
+            )
+        )
+        pairs = range(layer % 2, n - 1, 2)
+        moments.append(cirq.Moment(cirq.CNOT(qubits[i], qubits[i + 1]) for i in pairs))
+    return _finish(cirq.Circuit(moments), qubits, measure)
+
+
 def ghz(*, n_qubits: int, measure: bool = False) -> cirq.Circuit:
     """The GHZ state (|0...0> + |1...1>)/sqrt(2): H on qubit 0, then a CNOT chain."""
     n = _check_int("n_qubits", n_qubits, 1)
@@ -456,6 +489,7 @@ def _read_qasm(path: Path, key: str) -> str:
 
 CIRCUIT_BUILDERS: dict[str, Callable[..., cirq.Circuit]] = {
     "random": random_circuit,
+    "layered": layered,
     "ghz": ghz,
     "qft": qft,
     "qaoa": qaoa,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
@@ -70,6 +71,11 @@ class RunResult:
     trace_distance: float | None = None
     exact_reference: str = "not requested"  # how fidelity/trace_distance were obtained, or why not
     backend_reason: str = ""  # why ``auto`` chose the engine ("requested" otherwise)
+    predicted_seconds: dict[str, float] | None = None  # auto's predicted time per engine
+    # LRET: switches between its factor and a dense matrix ({moment, to, rank})
+    representation_switches: list[dict[str, Any]] | None = None
+    # the engine's: a memory budget that capped the rank, a target error not met
+    warnings: list[str] = field(default_factory=list)
     counts: dict[str, int] | None = None
     probabilities: list[float] | None = None
     expectation_values: dict[str, float] = field(default_factory=dict)
@@ -101,6 +107,7 @@ class Prepared:
     engine: Engine
     backend_used: str
     backend_reason: str  # why auto chose the engine ("requested" otherwise)
+    predicted_seconds: dict[str, float] | None  # auto's prediction per engine
     depth: int | None
     shots: int = 0
     seed: int | None = None
@@ -208,9 +215,10 @@ def prepare_circuit(
     engine = make_engine("lret" if simulator == "auto" else simulator, **params)
     engine.check_qubits(n)
     program = compile_circuit(circuit, order, dtype)
-    reason = "requested"
+    reason, predicted = "requested", None
     if simulator == "auto":
-        simulator, reason = choose_engine(program)
+        choice = choose_engine(program, **params)
+        simulator, reason, predicted = choice.engine, choice.reason, choice.predicted_seconds
         if simulator != engine.name:
             engine = make_engine(simulator, **params)
     engine.check_memory(program)  # before anything is allocated or recorded
@@ -219,6 +227,7 @@ def prepare_circuit(
         engine=engine,
         backend_used=simulator,
         backend_reason=reason,
+        predicted_seconds=predicted,
         depth=depth,
         shots=shots,
         seed=seed,
@@ -251,6 +260,7 @@ def simulate(
             status="FINISHED",
             backend_used=p.backend_used,
             backend_reason=p.backend_reason,
+            predicted_seconds=p.predicted_seconds,
             n_qubits=p.n_qubits,
             depth=p.depth,
             threads=threads,
@@ -258,6 +268,8 @@ def simulate(
             final_rank=out.final_rank,
             max_rank=out.max_rank,
             rank_history=out.rank_history,
+            representation_switches=out.representation_switches,
+            warnings=out.warnings,
             memory_used_mb=out.memory_used_mb,
             truncation_error=out.truncation_error,
             purity=metrics.purity(out.state),
@@ -390,6 +402,7 @@ def _recorded(
     started = now_iso()
     try:
         with recording("start"):
+            config = _result_config(cfg, prepared)
             run_id = tracker.start_run(
                 cfg.session.name,
                 cfg.session.description,
@@ -403,10 +416,13 @@ def _recorded(
                         V.PARENT_RUN: batch,
                         V.LINEAGE_PARENT: cfg.lineage.parent,
                         V.JOB_NUM: job_num,
+                        **(V.config_tags(config) if config is not None else {}),
                     },
                 ),
             )
-            files.append(_log_config(cfg, tracker, run_id, output_dir, prepared))
+            files.append(_write_config(cfg, output_dir, resolve=config is not None))
+            if config is not None:
+                tracker.log_params(run_id, V.flatten(config))
         result = compute()
     except KeyboardInterrupt as exc:
         if run_id is None:
@@ -417,8 +433,9 @@ def _recorded(
             raise
         result = _stopped(cfg, prepared, "FAILED", f"{type(exc).__name__}: {exc}", exc)
     result.run_id, result.started_at = run_id, started
+    in_sweep = batch is not None or job_num is not None
     with recording("finish"):
-        return _finish(cfg, tracker, result, files, output_dir, batch)
+        return _finish(cfg, tracker, result, files, output_dir, plots=log_plots(cfg, in_sweep))
 
 
 def _n_qubits(cfg: Any, prepared: Prepared | None) -> int | None:
@@ -461,7 +478,10 @@ def run_tags(cfg: Any, extra: Mapping[str, Any] | None = None) -> dict[str, Any]
     }
 
 
+@functools.cache
 def _git_commit() -> str | None:
+    """The commit of the working directory (looked up once per process: a process runs
+    the code it imported at its start)."""
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
@@ -471,26 +491,35 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def _log_config(
-    cfg: Any, tracker: Tracker, run_id: str, output_dir: Path, prepared: Prepared | None
-) -> Path:
-    """Write config.yaml and log the result-affecting config (if it resolves)."""
-    from omegaconf import OmegaConf
+def _result_config(cfg: Any, prepared: Prepared | None) -> dict[str, Any] | None:
+    """The result-affecting config (the params), None if it does not resolve."""
     from omegaconf.errors import OmegaConfBaseException
 
     from lret_runner.config import result_config
 
     try:
         n_qubits = prepared.n_qubits if prepared else None  # a QASM file's count
-        config: dict[str, Any] | None = result_config(cfg, n_qubits=n_qubits)
+        return result_config(cfg, n_qubits=n_qubits)
     except (UserError, OmegaConfBaseException):  # an invalid config may not even resolve
-        config = None
+        return None
+
+
+def _write_config(cfg: Any, output_dir: Path, *, resolve: bool) -> Path:
+    """config.yaml in the output directory (resolved if the config resolves)."""
+    from omegaconf import OmegaConf
+
     output_dir.mkdir(parents=True, exist_ok=True)
     config_file = output_dir / "config.yaml"
-    config_file.write_text(OmegaConf.to_yaml(cfg, resolve=config is not None))
-    if config is not None:
-        tracker.log_config(run_id, config)
+    config_file.write_text(OmegaConf.to_yaml(cfg, resolve=resolve))
     return config_file
+
+
+def log_plots(cfg: Any, in_sweep: bool) -> bool:
+    """Whether a run renders its PNGs (histogram, summary): ``tracking.log_plots`` when it
+    is true or false; unset (null, the default) for a single run and not for the jobs of
+    a sweep, whose batch gets summary plots (rendering takes about 0.3 s a run)."""
+    value = cfg.tracking.get("log_plots")
+    return not in_sweep if value is None else bool(value)
 
 
 def _finish(
@@ -499,12 +528,14 @@ def _finish(
     result: RunResult,
     files: list[Path],
     output_dir: Path,
-    batch: str | None,
+    *,
+    plots: bool,
 ) -> RunResult:
     """Write result.json (and counts, plots), log metrics and artifacts, end the run.
 
     A failure while recording ends the run FAILED with why (result.json says so too);
     only a store that cannot take the final status leaves it RUNNING (for cleanup).
+    Metrics and the rank history are one batch; a sweep counts its jobs at its end.
     """
     from lret_runner.tracking.sessions import now_iso
 
@@ -515,9 +546,9 @@ def _finish(
         if result.counts is not None:
             files.append(write_json(output_dir / "counts.json", result.counts))
         if result.status == "FINISHED":
-            tracker.log_metrics(run_id, result.metrics())
-            tracker.log_rank_history(run_id, result.rank_history or [])
-            if cfg.tracking.log_plots:
+            history = {V.RANK_METRIC: result.rank_history or []}
+            tracker.log_metrics(run_id, result.metrics(), series=history)
+            if plots:
                 files += _plots(result.to_dict(), cfg, output_dir)
         tracker.log_artifacts(run_id, files)
     except Exception as exc:
@@ -537,8 +568,6 @@ def _finish(
         {V.STATUS: result.status, V.ERROR: result.error, V.BACKEND_USED: result.backend_used},
     )
     tracker.end_run(run_id, result.status)
-    if batch is not None:
-        tracker.refresh_counts(batch)
     return result
 
 
@@ -546,9 +575,8 @@ def _reuse(
     prepared: Prepared, tracker: Tracker, previous: Any, batch: str | None, job_num: int | None
 ) -> RunResult:
     """``sweep.resume``: report the earlier run instead of running again."""
-    if batch is not None:
+    if batch is not None:  # counted at the sweep's end
         tracker.set_tags(batch, {f"{V.SKIPPED_TAG}{job_num}": previous.run_id})
-        tracker.refresh_counts(batch)
     values = {m.key: previous.metrics.get(m.key) for m in V.METRICS}
     return RunResult(
         status="FINISHED",

@@ -17,6 +17,7 @@ from lret_runner.circuits import (
     from_qasm,
     ghz,
     grover,
+    layered,
     qaoa,
     qft,
     random_circuit,
@@ -35,6 +36,7 @@ def state(circuit: cirq.Circuit) -> np.ndarray:
 
 BUILDS = {
     "random": dict(n_qubits=3, depth=4, seed=1),
+    "layered": dict(n_qubits=3, layers=2, seed=1),
     "ghz": dict(n_qubits=3),
     "qft": dict(n_qubits=3, input_state=3),
     "qaoa": dict(n_qubits=3, seed=1),
@@ -44,7 +46,16 @@ BUILDS = {
 
 
 def test_registry_names() -> None:
-    assert set(CIRCUIT_BUILDERS) == {"random", "ghz", "qft", "qaoa", "vqe", "grover", "qasm"}
+    assert set(CIRCUIT_BUILDERS) == {
+        "random",
+        "layered",
+        "ghz",
+        "qft",
+        "qaoa",
+        "vqe",
+        "grover",
+        "qasm",
+    }
 
 
 @pytest.mark.parametrize("name", sorted(BUILDS))
@@ -191,9 +202,17 @@ def test_qaoa_wrong_number_of_angles() -> None:
         qaoa(n_qubits=3, p=2, gammas=[0.1, 0.2, 0.3])
 
 
-@pytest.mark.parametrize("builder", [vqe, random_circuit])
-def test_seeded_builders_are_deterministic(builder: Callable[..., cirq.Circuit]) -> None:
-    kwargs = dict(n_qubits=4, depth=5)
+@pytest.mark.parametrize(
+    ("builder", "kwargs"),
+    [
+        (vqe, dict(n_qubits=4, depth=5)),
+        (random_circuit, dict(n_qubits=4, depth=5)),
+        (layered, dict(n_qubits=4, layers=3)),
+    ],
+)
+def test_seeded_builders_are_deterministic(
+    builder: Callable[..., cirq.Circuit], kwargs: dict
+) -> None:
     assert builder(**kwargs, seed=11) == builder(**kwargs, seed=11)
     assert builder(**kwargs, seed=11) != builder(**kwargs, seed=12)
     assert not np.allclose(
@@ -231,6 +250,73 @@ def test_random_circuit_shape_and_pool(n: int, depth: int) -> None:
         assert {op.qubits[0].x for op in circuit[3]} == {1, 3}
 
 
+@pytest.mark.parametrize("n, layers", [(1, 2), (2, 3), (5, 4), (6, 1)])
+def test_layered_structure(n: int, layers: int) -> None:
+    circuit = layered(n_qubits=n, layers=layers, seed=3)
+    assert len(circuit) == 2 * layers
+    assert sorted(circuit.all_qubits()) == cirq.LineQubit.range(n)
+    for layer in range(layers):
+        rotations, cnots = circuit[2 * layer], circuit[2 * layer + 1]
+        assert len(rotations) == n
+        assert all(isinstance(op.gate, cirq.PhasedXZGate) for op in rotations)
+        for op in rotations:
+            exponents = (op.gate.x_exponent, op.gate.z_exponent, op.gate.axis_phase_exponent)
+            assert all(0.0 <= e < 1.0 for e in exponents)
+        assert all(op.gate == cirq.CNOT for op in cnots)
+        # the brickwork: pairs (i, i+1) from offset layer % 2, every second pair
+        pairs = {(op.qubits[0].x, op.qubits[1].x) for op in cnots}
+        assert pairs == {(i, i + 1) for i in range(layer % 2, n - 1, 2)}
+
+
+def test_layered_draws_new_angles_per_layer_and_qubit() -> None:
+    circuit = layered(n_qubits=3, layers=2, seed=0)
+    gates = [op.gate for moment in circuit[::2] for op in moment]
+    assert len({(g.x_exponent, g.z_exponent, g.axis_phase_exponent) for g in gates}) == 6
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (dict(n_qubits=0, layers=2), "circuit.n_qubits=0 is invalid: must be an integer >= 1"),
+        (dict(n_qubits=2, layers=0), "circuit.layers=0 is invalid: must be an integer >= 1"),
+        (dict(n_qubits=2, layers=1.5), "circuit.layers=1.5 is invalid: must be an integer"),
+        (dict(n_qubits=2, layers=2, seed=-1), "circuit.seed=-1 is invalid"),
+        (dict(n_qubits=2), "missing 1 required keyword-only argument: 'layers'"),
+        (dict(n_qubits=2, layers=2, depth=3), "does not take depth"),
+    ],
+)
+def test_layered_invalid_parameters(params: dict, message: str) -> None:
+    with pytest.raises((CircuitError, TypeError), match=message):
+        build_circuit("layered", **params)
+
+
+def test_layered_gate_cap() -> None:
+    with pytest.raises(CircuitError, match=r"circuit\.layers=10000000 is invalid .*1,000,000"):
+        layered(n_qubits=4, layers=10**7)
+    # 4 rotations and 2 CNOTs per layer
+    from lret_runner.circuits import MAX_OPERATIONS
+
+    most = MAX_OPERATIONS // 6
+    with pytest.raises(CircuitError, match=rf"circuit\.layers <= {most}"):
+        layered(n_qubits=4, layers=most + 1)
+
+
+def test_layered_composes_through_hydra(compose: Callable) -> None:
+    from lret_runner.experiment import prepare
+
+    cfg = compose(["circuit=layered"])
+    assert dict(cfg.circuit) == {
+        "name": "layered",
+        "n_qubits": 8,
+        "layers": 20,
+        "seed": 0,
+        "measure": True,
+    }
+    prepared = prepare(compose(["circuit=layered", "circuit.n_qubits=3", "circuit.layers=2"]))
+    assert prepared.n_qubits == 3
+    assert prepared.depth == 4  # two layers of two moments (the measurement excluded)
+
+
 def test_random_circuit_unknown_gate() -> None:
     with pytest.raises(CircuitError, match="'foo'.*allowed are h, x, y"):
         random_circuit(n_qubits=2, depth=2, single_qubit_gates=["h", "foo"])
@@ -248,7 +334,7 @@ def test_random_circuit_unknown_gate() -> None:
         ("qaoa", dict(n_qubits=1), "circuit.n_qubits=1 is invalid"),
         ("qaoa", dict(n_qubits=3, graph="star"), "circuit.graph='star'"),
         ("ghz", dict(n_qubits=2, depth=3), "does not take depth"),
-        ("nope", dict(), "circuit.name='nope' is invalid: must be one of random, ghz"),
+        ("nope", dict(), "circuit.name='nope' is invalid: must be one of random, layered, ghz"),
     ],
 )
 def test_invalid_parameters(name: str, params: dict, message: str) -> None:

@@ -29,7 +29,9 @@ from lret_runner.simulators import (
     make_engine,
 )
 from lret_runner.simulators import base as sim_base
+from lret_runner.simulators import dense as dense_module
 from lret_runner.simulators import fdm as fdm_module
+from lret_runner.simulators import lret as lret_module
 
 EXACT = 1e-10
 
@@ -88,10 +90,11 @@ def cirq_reference(circuit: cirq.Circuit, dtype=np.complex128) -> np.ndarray:
 
 
 def run_all(circuit: cirq.Circuit, dtype: str = "complex128", **kwargs):
-    lret = LretSimulator(rank_threshold=0, dtype=dtype).run(circuit, **kwargs)
+    """LRET on its factor throughout, fdm and the cirq engine."""
+    lret = LretSimulator(rank_threshold=0, representation="factor", dtype=dtype)
     fdm = FdmSimulator(dtype=dtype).run(circuit, **kwargs)
     cq = CirqSimulator(dtype=dtype).run(circuit, **kwargs)
-    return lret, fdm, cq
+    return lret.run(circuit, **kwargs), fdm, cq
 
 
 def check_agreement(circuit: cirq.Circuit, n: int, dtype: str = "complex128", tol: float = EXACT):
@@ -104,7 +107,10 @@ def check_agreement(circuit: cirq.Circuit, n: int, dtype: str = "complex128", to
     assert isinstance(lret.state, metrics.LowRank)
     assert lret.truncation_error < 1e-12  # only numerical zeros are dropped
     assert lret.final_rank <= 2**n
-    for out in (lret, fdm, cq):
+    # the default, adaptive LRET (dense where that is cheaper): exact as well
+    adaptive = LretSimulator(rank_threshold=0, dtype=dtype).run(circuit)
+    assert adaptive.truncation_error < 1e-12
+    for out in (lret, adaptive, fdm, cq):
         assert out.state.n_qubits == n
         rho = metrics.dense(out.state)
         assert abs(np.trace(rho) - 1) < tol
@@ -335,16 +341,24 @@ TRUNCATIONS = [
 @pytest.mark.parametrize(
     "params", TRUNCATIONS, ids=lambda p: "-".join(f"{k}={v}" for k, v in p.items())
 )
-def test_truncation_error_bounds_the_distance_to_exact(n: int, params: dict) -> None:
+@pytest.mark.parametrize("representation", ["factor", "adaptive"])
+def test_truncation_error_bounds_the_distance_to_exact(
+    n: int, params: dict, representation: str
+) -> None:
     circuit, exact, exact_rank = truncation_case(n)
     assert exact_rank == 2**n  # moment-placed depolarizing on every qubit: full rank
-    out = LretSimulator(**params).run(circuit)
+    out = LretSimulator(representation=representation, **params).run(circuit)
     err = out.truncation_error
     infidelity = 1 - metrics.fidelity(out.state, metrics.to_low_rank(exact))
     distance = metrics.trace_distance(out.state, exact)
     assert abs(metrics.trace(out.state) - 1) < 1e-12
     assert infidelity <= err + 1e-9
     assert distance <= err + 1e-9
+    assert len(out.rank_history) == len(circuit)
+    if out.representation_switches:  # adaptive went dense: exact from there on
+        assert representation == "adaptive" and isinstance(out.state, metrics.Dense)
+        assert out.rank_history[-1] == 2**n
+        return
     assert err > 1e-4  # these settings all truncate real weight on this circuit
     assert out.final_rank < exact_rank
     if params.get("max_rank"):
@@ -584,13 +598,13 @@ def test_multi_qubit_gates_and_channels_agree(placement: str) -> None:
 
 def test_fdm_builds_no_superoperator_beyond_two_qubits(monkeypatch: pytest.MonkeyPatch) -> None:
     sizes = []
-    original = fdm_module.superoperator
+    original = dense_module.superoperator
 
     def spy(kraus):
         sizes.append(kraus[0].shape[0])
         return original(kraus)
 
-    monkeypatch.setattr(fdm_module, "superoperator", spy)
+    monkeypatch.setattr(dense_module, "superoperator", spy)
     from lret_runner.circuits import grover
 
     FdmSimulator().run(grover(n_qubits=8, iterations=1, seed=0))  # 64 GiB as a superoperator
@@ -624,29 +638,57 @@ def test_check_memory_refuses_before_running(engine: str, monkeypatch: pytest.Mo
         make_engine(engine).check_memory(prog)
 
 
-def test_lret_refuses_rank_growth_while_running(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The rank-1 start fits; the rank the noise makes does not: the run stops with a
-    MemoryRefusal naming the rank and what to do, instead of exhausting memory."""
-    from lret_runner.simulators import lret as lret_module
-
-    circuit = add_noise(
-        random_circuit(n_qubits=8, depth=6, seed=1),
-        build_noise_model("depolarizing", level=0.05, placement="moment"),
-    )
+def test_lret_memory_budget_caps_the_rank(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rank-1 start fits; the rank the noise makes does not: the memory budget caps the
+    rank (the result says so, and truncation_error still bounds the distance to exact)
+    instead of exhausting memory, under every schedule."""
+    circuit, exact, _ = truncation_case(8)
     free = 2**8 * 16 * lret_module.WORKING_FACTOR * 4  # rank 4's worth
     monkeypatch.setattr(sim_base, "available_bytes", lambda: float(free))
-    monkeypatch.setattr(lret_module, "_CHECK_ABOVE_BYTES", 0)
-    for truncation in ("channel", "moment"):
-        engine = LretSimulator(rank_threshold=0, truncation=truncation)
-        engine.check_memory(compile_circuit(circuit))  # rank 1 fits
-        with pytest.raises(MemoryRefusal, match=r"stopped at n_qubits=8, rank \d+.*max_rank"):
-            engine.run(circuit)
+    for truncation in ("channel", "moment", "rank"):
+        engine = LretSimulator(rank_threshold=0, truncation=truncation, rank_bound=2)
+        out = engine.run(circuit)
+        assert max(out.rank_history) <= 3  # 80% of rank 4's worth
+        assert any("capped the rank at 3" in w for w in out.warnings)
+        assert metrics.trace_distance(out.state, exact) <= out.truncation_error + 1e-9
+
+
+def test_lret_max_memory_gb_refuses_before_allocating() -> None:
+    engine = LretSimulator(max_memory_gb=0.001)
+    with pytest.raises(MemoryRefusal, match=r"n_qubits=20.*simulator.max_memory_gb=0.001"):
+        engine.check_qubits(20)
+    with pytest.raises(ConfigError, match=r"simulator.max_memory_gb=0 is invalid"):
+        LretSimulator(max_memory_gb=0)
+
+
+def test_lret_target_error_spends_the_budget() -> None:
+    circuit, exact, _ = truncation_case(8)
+    target = 0.02
+    out = LretSimulator(target_error=target, representation="factor").run(circuit)
+    assert 0 < out.truncation_error <= target
+    assert metrics.trace_distance(out.state, exact) <= out.truncation_error + 1e-9
+    assert out.warnings == []
+    # a per-truncation threshold that also spends about this much keeps a larger rank
+    # somewhere (the budget is spread evenly, not spent first)
+    fixed = LretSimulator(rank_threshold=target / 10, representation="factor").run(circuit)
+    assert fixed.truncation_error > target  # no total bound without a target
+
+
+def test_lret_target_error_reports_a_budget_it_cannot_meet(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    circuit, _, _ = truncation_case(8)
+    free = 2**8 * 16 * lret_module.WORKING_FACTOR * 3
+    monkeypatch.setattr(sim_base, "available_bytes", lambda: float(free))
+    out = LretSimulator(target_error=1e-6, representation="factor").run(circuit)
+    assert out.truncation_error > 1e-6
+    assert any("predicted to need rank" in w for w in out.warnings)  # before the run
+    assert any("was not met" in w for w in out.warnings)  # after it
 
 
 def test_lret_blocked_products_match_unblocked(monkeypatch: pytest.MonkeyPatch) -> None:
     """The Gram matrices, kept columns and gates made block by block (so that an interrupt
     is handled between blocks) give the state the one-call products give."""
-    from lret_runner.simulators import lret as lret_module
 
     # exact runs (rank_threshold=0): truncation with a threshold is sensitive to rounding
     # (it cuts through clusters of equal eigenvalues), exact runs are not
@@ -683,7 +725,6 @@ def test_the_dense_side_truncates_as_the_gram_side(
     of L L^dagger and L^dagger L are equal, so exact runs agree to rounding; with a
     threshold, a cut between (near-)degenerate eigenvalues may fall one apart, so both
     stay within their truncation_error of the exact state (checked against fdm)."""
-    from lret_runner.simulators import lret as lret_module
 
     circuit = noisy_random(4, 8, 3, "depolarizing", "gate")  # two-qubit channels: k = 16
     engine = LretSimulator(rank_threshold=threshold, truncation=truncation)

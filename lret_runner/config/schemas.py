@@ -31,6 +31,15 @@ class RandomCircuitConfig:
 
 
 @dataclass
+class LayeredCircuitConfig:
+    name: str = "layered"
+    n_qubits: int = 8  # number of qubits
+    layers: int = 20  # layers: a random rotation on every qubit, then a CNOT brickwork
+    seed: int = 0  # seed of the rotation angles
+    measure: bool = True  # append a terminal measurement of every qubit
+
+
+@dataclass
 class GhzCircuitConfig:
     name: str = "ghz"
     n_qubits: int = 4  # number of qubits
@@ -179,6 +188,12 @@ class LretSimulatorConfig:
     max_rank: int | None = None  # cap on the rank after a truncation (null: none)
     truncation: str = "channel"  # truncate after every channel, every moment, or at rank_bound
     rank_bound: int = 64  # the rank that triggers truncation when truncation=rank
+    # adaptive: continue dense where that is cheaper and fits (exact there); factor: never
+    representation: str = "adaptive"
+    # memory the run may use (null: 80% of the memory free at its start); caps the rank
+    max_memory_gb: float | None = None
+    # total truncation error to spend over the run (null: rank_threshold per truncation)
+    target_error: float | None = None
 
 
 @dataclass
@@ -217,14 +232,18 @@ class MlflowTrackingConfig:
     # null: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlruns/mlflow.db
     tracking_uri: str | None = None
     artifact_location: str | None = None  # null: <store dir>/artifacts for a SQLite store
-    log_plots: bool = True  # histogram and summary PNGs as artifacts
+    # histogram.png and summary.png of a run, as artifacts: true, false, or null (auto): for a
+    # single run, not for the jobs of a sweep (their batch keeps its summary plots)
+    log_plots: bool | None = None
     timeout_seconds: float = 10.0  # give up on an unreachable tracking server after this long
 
 
 @dataclass
 class NoTrackingConfig:
     name: str = "none"
-    log_plots: bool = False  # histogram and summary PNGs in the output directory
+    # histogram.png and summary.png in the output directory: true, false, or null (auto: for
+    # a single run, not for the jobs of a sweep)
+    log_plots: bool | None = False
 
 
 # ---------------------------------------------------------------- top level
@@ -283,6 +302,7 @@ class LretRunnerConfig:
 OPTIONS: dict[str, dict[str, type]] = {
     "circuit": {
         "random": RandomCircuitConfig,
+        "layered": LayeredCircuitConfig,
         "ghz": GhzCircuitConfig,
         "qft": QftCircuitConfig,
         "qaoa": QaoaCircuitConfig,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import Any
 
 from lret_runner.errors import ConfigError, MemoryRefusal, SimulationError, check_choice
+from lret_runner.simulators import costs
 from lret_runner.simulators.base import (
     CompiledCircuit,
     Engine,
@@ -15,6 +17,7 @@ from lret_runner.simulators.base import (
     dense_bytes,
 )
 from lret_runner.simulators.cirq_sim import CirqSimulator
+from lret_runner.simulators.dense import RANK_MAX_QUBITS
 from lret_runner.simulators.fdm import WORKING_FACTOR as FDM_WORKING_FACTOR
 from lret_runner.simulators.fdm import FdmSimulator
 from lret_runner.simulators.lret import LretSimulator
@@ -25,11 +28,9 @@ ENGINES: dict[str, type[Engine]] = {
     "cirq": CirqSimulator,
 }
 
-# Up to this size the exact engine is as fast as LRET and has no truncation error.
-AUTO_FDM_MAX_QUBITS = 8
-
 __all__ = [
     "ENGINES",
+    "Choice",
     "CompiledCircuit",
     "Engine",
     "EngineOutput",
@@ -41,17 +42,42 @@ __all__ = [
 ]
 
 
-def choose_engine(prog: CompiledCircuit) -> tuple[str, str]:
-    """``auto``: an engine for a compiled circuit and why, from n, the noise and free memory."""
-    n = prog.n_qubits
-    if not prog.noisy:
-        return "lret", "noiseless circuit: the state stays pure, LRET keeps rank 1"
-    fits = dense_bytes(n, prog.dtype, FDM_WORKING_FACTOR) <= available_bytes()
-    if n <= AUTO_FDM_MAX_QUBITS and fits:
-        return "fdm", f"n={n} <= {AUTO_FDM_MAX_QUBITS}: the exact density matrix is cheap"
+@dataclass(frozen=True)
+class Choice:
+    """What ``auto`` picked, why, and the seconds it predicted for each engine."""
+
+    engine: str
+    reason: str
+    predicted_seconds: dict[str, float]
+
+
+def choose_engine(prog: CompiledCircuit, **lret_params: Any) -> Choice:
+    """``auto``: the engine predicted to be faster on ``prog`` (:func:`costs.predict`, with the
+    lret keys ``auto`` carries) among those whose state fits in free memory; fdm on a tie."""
+    lret = make_engine("lret", **lret_params)
+    assert isinstance(lret, LretSimulator)
+    fits = dense_bytes(prog.n_qubits, prog.dtype, FDM_WORKING_FACTOR) <= available_bytes()
+    pred = costs.predict(
+        prog,
+        rank_threshold=lret.rank_threshold,
+        max_rank=lret.max_rank,
+        dense_allowed=fits and lret.representation == "adaptive",
+        final_rank_qubits=RANK_MAX_QUBITS,
+    )
+    rank = f"rank up to {pred.lret_rank}" + (
+        "" if pred.lret_dense_from is None else f", dense from moment {pred.lret_dense_from}"
+    )
+    predicted = {"lret": pred.lret_seconds}
     if not fits:
-        return "lret", f"n={n}: a dense density matrix does not fit in free memory"
-    return "lret", f"n={n} > {AUTO_FDM_MAX_QUBITS} with noise: low rank is cheaper than 4^n"
+        reason = f"n={prog.n_qubits}: a dense density matrix does not fit in free memory"
+        return Choice("lret", reason, predicted)
+    predicted["fdm"] = pred.fdm_seconds
+    engine = "fdm" if pred.fdm_seconds <= pred.lret_seconds else "lret"
+    reason = (
+        f"predicted fdm {pred.fdm_seconds:.3g} s, lret {pred.lret_seconds:.3g} s ({rank}): "
+        f"{engine} is faster"
+    )
+    return Choice(engine, reason, predicted)
 
 
 def make_engine(name: str, **params: Any) -> Engine:

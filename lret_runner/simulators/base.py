@@ -12,8 +12,8 @@ import contextlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -156,7 +156,11 @@ class EngineOutput:
     )
     final_rank: int | None = None  # None where computing it would cost more than the run
     max_rank: int | None = None
-    rank_history: list[int] | None = None  # rank after every moment (LRET only)
+    # LRET only: the width of its representation after every moment (the factor's rank, or
+    # 2^n while the state is held dense), and every switch between factor and dense
+    rank_history: list[int] | None = None
+    representation_switches: list[dict[str, Any]] | None = None
+    warnings: list[str] = field(default_factory=list)  # a budget that bound, a target missed
 
 
 class Engine(ABC):

@@ -13,7 +13,7 @@ from lret_runner.simulators.base import (
     check_dense_memory,
     check_dtype,
 )
-from lret_runner.simulators.fdm import RANK_MAX_QUBITS
+from lret_runner.simulators.dense import RANK_MAX_QUBITS
 
 # Cirq keeps rho, a buffer of the same size and a scratch copy per Kraus operator
 WORKING_FACTOR = 4.0

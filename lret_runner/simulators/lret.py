@@ -13,6 +13,18 @@
 changes rho by exactly its discarded weight in trace distance, channels and gates
 never increase it, and the triangle inequality sums the steps.
 
+Adaptive representation: once the rank is so high that a channel costs more on the factor
+(a (k r) x (k r) eigenproblem, d N r^2 products) than one pass over a dense N x N rho
+(:mod:`lret_runner.simulators.costs`), and the dense matrix fits in memory, the engine
+forms rho = L L^dagger and continues exactly, as fdm does (no truncation, so nothing is
+added to ``truncation_error``). Every so often (after dense work worth 8 N x N
+eigendecompositions, twice as long after each try that stays dense; only up to n = 10,
+where one eigendecomposition takes under a second) it truncates rho with the same rule and
+returns to the factor when the kept rank makes the factor at least twice as cheap; that
+truncation's discarded weight is added to ``truncation_error`` like any other.
+``representation_switches`` lists the switches; ``rank_history`` holds 2^n while dense.
+``representation=factor`` keeps the factor throughout.
+
 Memory: :meth:`LretSimulator.check_memory` refuses, before anything is allocated, a
 circuit whose rank-1 factor (2^n x 1, with its working copies) does not fit in free
 memory; while running, every allocation of more than ``_CHECK_ABOVE_BYTES`` is checked
@@ -21,33 +33,43 @@ against free memory first, so a rank that grows too far stops the run with a
 
 Interrupts: Python runs signal handlers (Ctrl-C, SIGTERM) only between NumPy/LAPACK
 calls, so the products over L (Gram matrices, the kept columns, gates on a large L) are
-made in row blocks of about ``_BLOCK_MACS`` multiply-adds each; what remains unbounded
-is one eigendecomposition of a Gram matrix (k r x k r for a channel of k Kraus
-operators on rank r) and single memory-bound copies of L.
+made in row blocks of about ``_BLOCK_MACS`` multiply-adds each, and an eigenproblem larger
+than ``_INTERRUPTIBLE_EIGH`` runs in a worker thread while this one waits in short steps;
+what remains unbounded is one smaller eigendecomposition (under ~2 s on one core), one
+pass over a dense rho, and single memory-bound copies of L.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+import logging
 import math
+import threading
 from typing import Any
 
 import numpy as np
 import scipy.linalg
 
 from lret_runner.errors import MemoryRefusal, check_choice, check_range
-from lret_runner.metrics import LowRank, apply_local
-from lret_runner.simulators import base
+from lret_runner.metrics import Dense, LowRank, State, apply_local
+from lret_runner.metrics import rank as rank_of
+from lret_runner.simulators import base, costs
 from lret_runner.simulators.base import (
     CompiledCircuit,
     Engine,
     EngineOutput,
+    Instruction,
     ProgressCallback,
     check_dtype,
+    dense_bytes,
 )
+from lret_runner.simulators.dense import RANK_MAX_QUBITS, Fuser
+
+log = logging.getLogger(__name__)
 
 SCHEDULES = ("channel", "moment", "rank")
+REPRESENTATIONS = ("adaptive", "factor")
 
 # L, the copy a channel or a gate works on, and its output live at once (rank 1: the
 # least any run needs; the rank then grows with the noise, checked while running)
@@ -59,6 +81,18 @@ _CHECK_ABOVE_BYTES = 64 * 2**20
 _BLOCK_MACS = 2 * 10**9
 # gates on a factor larger than this are applied block by block (same reason)
 _BLOCK_BYTES = 64 * 2**20
+
+# without simulator.max_memory_gb, a run may use this fraction of the memory free at its start
+MEMORY_FRACTION = 0.8
+# the dense phase: rho, a contraction's output and NumPy's transposed operand
+DENSE_WORKING_FACTOR = 3.0
+# a dense phase tries to return to a factor after dense work worth this many of the N x N
+# eigendecompositions a try costs (tries cost at most 1/8 of the dense phase; the wait
+# doubles after each try that stays dense)
+_RETURN_AFTER = 8.0
+# returns are tried up to this size: the N x N eigendecomposition is one LAPACK call that no
+# interrupt can stop (0.4 s at n = 10, 3 s at n = 11, 23 s at n = 12 on one core)
+_RETURN_MAX_QUBITS = 10
 
 # Gram matrices up to this size are diagonalised on one BLAS thread: threads buy nothing
 # there, and when other processes share the cores (parallel sweep jobs, a busy machine)
@@ -72,6 +106,9 @@ def _blas() -> Any:
 
     return ThreadpoolController()
 
+
+# Larger eigenproblems (over ~2 s on one core) run where an interrupt does not wait for them
+_INTERRUPTIBLE_EIGH = 2048
 
 # Eigenvalues below this many machine epsilons (of the dtype) times the largest are
 # numerical zeros: the exact state has no weight there, so dropping them keeps
@@ -89,6 +126,9 @@ class LretSimulator(Engine):
             or when the ``rank`` exceeds ``rank_bound``. Whatever the schedule, a rank
             above 2^n (more columns than the space has dimensions) is truncated at once.
         rank_bound: the rank that triggers truncation under the ``rank`` schedule.
+        representation: ``adaptive`` (default) continues with a dense rho when that is
+            cheaper than the factor and fits in memory, and returns to a factor when a
+            truncation brings the rank back down; ``factor`` always keeps the factor.
         dtype: ``complex128`` (default) or ``complex64``.
     """
 
@@ -101,6 +141,9 @@ class LretSimulator(Engine):
         max_rank: int | None = None,
         truncation: str = "channel",
         rank_bound: int = 64,
+        representation: str = "adaptive",
+        max_memory_gb: float | None = None,
+        target_error: float | None = None,
         dtype: str = "complex128",
     ) -> None:
         self.rank_threshold = float(
@@ -111,23 +154,80 @@ class LretSimulator(Engine):
         self.max_rank = max_rank
         self.truncation = check_choice("simulator.truncation", truncation, SCHEDULES)
         self.rank_bound = check_range("simulator.rank_bound", rank_bound, 1, integer=True)
+        self.representation = check_choice(
+            "simulator.representation", representation, REPRESENTATIONS
+        )
+        if max_memory_gb is not None:
+            check_range(
+                "simulator.max_memory_gb", max_memory_gb, 0, open_low=True, what="must be null or"
+            )
+        self.max_memory_gb = max_memory_gb
+        if target_error is not None:
+            check_range(
+                "simulator.target_error",
+                target_error,
+                0,
+                1,
+                open_low=True,
+                open_high=True,
+                what="must be null or",
+            )
+        self.target_error = target_error
         self.dtype = check_dtype(dtype)
+        self._budget = _Budget(self.rank_threshold, None)
+
+    def memory_budget(self) -> float:
+        """Bytes the run may use: ``max_memory_gb``, or ``MEMORY_FRACTION`` of free memory;
+        never more than is free."""
+        free = base.available_bytes()
+        if self.max_memory_gb is None:
+            return MEMORY_FRACTION * free
+        return min(self.max_memory_gb * 2**30, free)
 
     def check_qubits(self, n_qubits: int) -> None:
-        """Refuse, before allocating, a circuit whose rank-1 factor does not fit in free
-        memory (2^n x itemsize x ``WORKING_FACTOR``; the rank only adds to that)."""
+        """Refuse, before allocating, a circuit whose rank-1 factor does not fit in the memory
+        budget (2^n x itemsize x ``WORKING_FACTOR``; the rank only adds to that)."""
         n = n_qubits
         itemsize = np.dtype(self.dtype).itemsize
         need = float(2**n) * itemsize * WORKING_FACTOR
-        free = base.available_bytes()
-        if need > free:
+        budget = self.memory_budget()
+        if need > budget:
             half = "" if itemsize == 8 else ", or backend.dtype=complex64 (half the memory)"
+            allowed = (
+                f"only {_gib(budget)} GiB is free"
+                if self.max_memory_gb is None or budget < self.max_memory_gb * 2**30
+                else f"simulator.max_memory_gb={self.max_memory_gb:g} allows {_gib(budget)} GiB"
+            )
             raise MemoryRefusal(
                 f"simulator=lret refuses n_qubits={n}: its factor L (2^{n} x rank x "
                 f"{itemsize} B, {WORKING_FACTOR:g} working copies) needs "
-                f"{_gib(need)} GiB at rank 1, and more as the rank grows, but only "
-                f"{_gib(free)} GiB is free. Use a circuit with fewer qubits{half}"
+                f"{_gib(need)} GiB at rank 1, and more as the rank grows, but {allowed}. "
+                f"Use a circuit with fewer qubits{half}"
             )
+
+    def _start(self, prog: CompiledCircuit) -> _Budget:
+        """The run's truncation budget: the rank cap the memory budget allows, and (with
+        ``target_error``) a warning, before anything runs, when the predicted rank exceeds it."""
+        dim = 2**prog.n_qubits
+        budget = self.memory_budget()
+        cap = max(int(budget // (dim * np.dtype(self.dtype).itemsize * WORKING_FACTOR)), 1)
+        channels = [sum(ins.is_channel for ins in moment) for moment in prog.moments]
+        plan = _Budget(self.rank_threshold, cap, self.target_error, channels, budget)
+        if self.target_error is not None:
+            dense = self.representation == "adaptive" and (
+                dense_bytes(prog.n_qubits, self.dtype, DENSE_WORKING_FACTOR) <= budget
+            )
+            total = max(sum(channels), 1)
+            pred = costs.predict(
+                prog, rank_threshold=self.target_error / total, dense_allowed=dense
+            )
+            if pred.lret_dense_from is None and pred.lret_rank > cap:
+                plan.warn(
+                    f"simulator.target_error={self.target_error:g} is predicted to need rank "
+                    f"{pred.lret_rank}, but the memory budget ({_gib(budget)} GiB) allows "
+                    f"rank {cap}: the error will likely exceed the target"
+                )
+        return plan
 
     def _ensure(self, nbytes: float, n: int, rank: int) -> None:
         """Refuse an allocation of ``nbytes`` that does not fit in free memory (checked
@@ -146,26 +246,46 @@ class LretSimulator(Engine):
         n = prog.n_qubits
         dim = 2**n
         self.check_memory(prog)
+        self._budget = plan = self._start(prog)
         factor = np.zeros((2,) * n + (1,), dtype=self.dtype)
         factor[(0,) * n + (0,)] = 1.0
         error = 0.0
         peak_bytes = factor.nbytes
         max_rank = 1
         history: list[int] = []
+        switches: list[dict[str, Any]] = []
+        dense: Fuser | None = None  # the state while it is held dense
+        channel: Instruction | None = None  # the last channel (the cost of the next one)
         for done, moment in enumerate(prog.moments, start=1):
+            plan.moment = done - 1
             for ins in moment:
+                if ins.is_channel:
+                    channel = ins
+                    plan.before_channel(error)
+                if dense is None and ins.is_channel and self._goes_dense(factor, ins):
+                    switches.append({"moment": done - 1, "to": "dense", "rank": factor.shape[-1]})
+                    dense = Fuser(_to_dense(factor), n)
+                    peak_bytes = max(peak_bytes, dense_bytes(n, self.dtype, DENSE_WORKING_FACTOR))
+                    spent, wait = 0.0, _RETURN_AFTER * costs.eig_seconds(dim)
+                if dense is not None:
+                    before = len(dense.applied)
+                    dense.apply(ins)
+                    spent += costs.passes_seconds(dim, dense.applied[before:])
+                    continue
                 if not ins.is_channel:
                     self._ensure(factor.nbytes, n, factor.shape[-1])  # the output
                     factor = _apply(factor, ins.kraus[0], ins.targets)
                     continue
                 rank = factor.shape[-1] * len(ins.kraus)
                 max_rank = max(max_rank, rank)
-                if self.truncation == "channel":
+                # the other schedules concatenate the k r columns first, where the budget allows
+                concatenated = 2 * factor.nbytes * len(ins.kraus)
+                if self.truncation == "channel" or concatenated > plan.budget_bytes:
                     new, discarded = self._channel_truncated(factor, ins.kraus, ins.targets)
                     peak_bytes = max(peak_bytes, factor.nbytes + new.nbytes)
                     factor, error = new, error + discarded
                     continue
-                self._ensure(2 * factor.nbytes * len(ins.kraus), n, rank)
+                self._ensure(concatenated, n, rank)
                 factor = np.concatenate(
                     [_apply(factor, k, ins.targets) for k in ins.kraus], axis=-1
                 )
@@ -173,20 +293,70 @@ class LretSimulator(Engine):
                 if rank > dim or (self.truncation == "rank" and rank > self.rank_bound):
                     factor, discarded = self._truncate(factor)
                     error += discarded
-            if self.truncation == "moment":
+            if (
+                dense is not None
+                and channel is not None
+                and n <= _RETURN_MAX_QUBITS
+                and spent >= wait
+            ):
+                back = self._back_to_factor(dense, channel)
+                if back is None:  # still cheaper dense: try again after twice the work
+                    spent, wait = 0.0, 2 * wait
+                else:
+                    factor, discarded = back
+                    error += discarded
+                    dense = None
+                    switches.append({"moment": done, "to": "factor", "rank": factor.shape[-1]})
+            elif dense is None and self.truncation == "moment":
+                plan.before_moment_truncation(error)
                 factor, discarded = self._truncate(factor)
                 error += discarded
-            history.append(factor.shape[-1])
+            history.append(dim if dense is not None else factor.shape[-1])
             progress(done, len(prog.moments))
+        if dense is not None:
+            matrix = np.ascontiguousarray(dense.flush().reshape(dim, dim))
+            state: State = Dense(matrix)
+            final_rank = rank_of(state) if n <= RANK_MAX_QUBITS else None
+        else:
+            state = LowRank(np.ascontiguousarray(factor.reshape(dim, -1)))
+            final_rank = factor.shape[-1]
         return EngineOutput(
-            state=LowRank(np.ascontiguousarray(factor.reshape(dim, -1))),
+            state=state,
             simulation_time_seconds=0.0,
             memory_used_mb=peak_bytes / 2**20,
             truncation_error=error,
-            final_rank=factor.shape[-1],
+            final_rank=final_rank,
             max_rank=max_rank,
             rank_history=history,
+            representation_switches=switches,
+            warnings=plan.finish(error),
         )
+
+    def _goes_dense(self, factor: np.ndarray, ins: Instruction) -> bool:
+        """Whether to continue dense from this channel: adaptive, cheaper, and it fits in the
+        memory budget and in free memory."""
+        n = factor.ndim - 1
+        return (
+            self.representation == "adaptive"
+            and costs.dense_cheaper(2**n, factor.shape[-1], ins)
+            and dense_bytes(n, self.dtype, DENSE_WORKING_FACTOR)
+            <= min(self._budget.budget_bytes, base.available_bytes())
+        )
+
+    def _back_to_factor(
+        self, dense: Fuser, channel: Instruction
+    ) -> tuple[np.ndarray, float] | None:
+        """Truncate the dense state; the factor of what is kept, and the weight discarded, when
+        the kept rank makes a channel like ``channel`` at most half as costly as dense
+        (None, and the dense state untouched, otherwise)."""
+        rho = dense.flush()
+        n = dense.n
+        dim = 2**n
+        w, v, discarded = self._keep(rho.reshape(dim, dim), dim)
+        if costs.dense_cheaper(dim, len(w), channel, margin=0.5):
+            return None
+        factor = v * np.sqrt(w / w.sum())
+        return factor.reshape((2,) * n + (len(w),)), discarded
 
     def _select(self, gram: np.ndarray, dim: int) -> tuple[np.ndarray, float]:
         """Eigen-directions of a Gram matrix to keep (at most ``dim``, the space's dimension),
@@ -208,18 +378,24 @@ class LretSimulator(Engine):
         """The eigenvalues and eigenvectors of a Hermitian PSD matrix to keep (at most
         ``dim``), and the relative weight of the rest."""
         # ascending; LAPACK's MRRR driver is 1.2-2.5x faster than numpy's divide and conquer here
-        with _blas().limit(limits=1 if len(mat) <= _SINGLE_THREAD_EIGH else None, user_api="blas"):
-            w, v = scipy.linalg.eigh(mat, driver="evr")
+        if len(mat) > _INTERRUPTIBLE_EIGH:
+            w, v = _eigh_interruptible(mat)
+        else:
+            single = len(mat) <= _SINGLE_THREAD_EIGH
+            with _blas().limit(limits=1 if single else None, user_api="blas"):
+                w, v = scipy.linalg.eigh(mat, driver="evr")
         w = np.clip(w, 0.0, None)
         total = w.sum()
         # drop the smallest eigenvalues whose cumulative weight stays within the threshold,
         # and numerical zeros in any case
-        n_drop = int(np.searchsorted(np.cumsum(w) / total, self.rank_threshold, side="right"))
+        threshold = self._budget.threshold
+        n_drop = int(np.searchsorted(np.cumsum(w) / total, threshold, side="right"))
         null = _NULL_EPS * np.finfo(w.dtype).eps * w[-1]
         n_drop = max(n_drop, int((w <= null).sum()), len(w) - dim)
         keep = max(len(w) - n_drop, 1)
         if self.max_rank is not None:
             keep = min(keep, self.max_rank)
+        keep = self._budget.capped(keep)
         kept = w[-keep:].sum()
         return w[-keep:], v[:, -keep:], float((total - kept) / total)
 
@@ -282,6 +458,109 @@ class LretSimulator(Engine):
         out = sum(apply_local(apply_local(rho, k, targets), k.conj(), columns) for k in kraus)
         new, discarded = self._dense_side(np.asarray(out).reshape(dim, dim))
         return new.reshape((2,) * n + (new.shape[1],)), discarded
+
+
+class _Budget:
+    """What one run's truncations may discard (``threshold``) and keep (``cap``, from the
+    memory budget), and the warnings when a budget binds.
+
+    With a ``target`` error, each truncation may discard what is left of the target divided
+    by the truncations still to come (one per remaining channel, or per remaining moment
+    under the ``moment`` schedule), so the total stays within the target unless the memory
+    cap forces more."""
+
+    def __init__(
+        self,
+        threshold: float,
+        cap: int | None,
+        target: float | None = None,
+        channels: list[int] | None = None,
+        budget_bytes: float = 0.0,
+    ) -> None:
+        self.threshold, self.cap, self.target = threshold, cap, target
+        self.channels = channels or []
+        self.budget_bytes = budget_bytes
+        self.moment = 0
+        self.channels_left = sum(self.channels)
+        self.capped_at: list[int] = []  # moments where the memory cap bound a truncation
+        self.warnings: list[str] = []
+
+    def before_channel(self, error: float) -> None:
+        if self.target is not None:
+            self.threshold = max(self.target - error, 0.0) / max(self.channels_left, 1)
+        self.channels_left -= 1
+
+    def before_moment_truncation(self, error: float) -> None:
+        if self.target is not None:
+            self.threshold = max(self.target - error, 0.0) / (len(self.channels) - self.moment)
+
+    def capped(self, keep: int) -> int:
+        """``keep``, or the memory cap when it is lower (remembered)."""
+        if self.cap is None or keep <= self.cap:
+            return keep
+        if not self.capped_at:
+            log.warning(
+                "moment %d: the memory budget (%s GiB) caps the rank at %d; the weight it "
+                "discards is added to truncation_error",
+                self.moment,
+                _gib(self.budget_bytes),
+                self.cap,
+            )
+        self.capped_at.append(self.moment)
+        return self.cap
+
+    def warn(self, message: str) -> None:
+        log.warning(message)
+        self.warnings.append(message)
+
+    def finish(self, error: float) -> list[str]:
+        """The run's warnings, with the cap and the target's outcome."""
+        if self.capped_at:
+            self.warnings.append(
+                f"the memory budget ({_gib(self.budget_bytes)} GiB) capped the rank at "
+                f"{self.cap} in {len(self.capped_at)} truncations from moment "
+                f"{self.capped_at[0]}; the weight they discarded is in truncation_error"
+            )
+        if self.target is not None and error > self.target:
+            self.warn(
+                f"simulator.target_error={self.target:g} was not met: truncation_error "
+                f"is {error:.3g} (the memory budget capped the rank)"
+            )
+        return self.warnings
+
+
+def _eigh_interruptible(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``numpy.linalg.eigh`` in a worker thread while this one waits in short steps, so that
+    a signal handler (Ctrl-C, SIGTERM, the run's timeout) runs at once instead of after the
+    eigensolve. NumPy releases the GIL in LAPACK, SciPy's wrappers do not (hence NumPy here,
+    though its divide and conquer is about 2x slower than SciPy's MRRR). An interrupted
+    eigensolve finishes in its daemon thread, unused, or ends with the process."""
+    out: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            # one BLAS thread: a process that exits while a threaded OpenBLAS call runs in
+            # another thread hangs in OpenBLAS's shutdown (measured); the limit is the
+            # process's and is restored when this solve ends, interrupted or not
+            with _blas().limit(limits=1, user_api="blas"):
+                out["result"] = np.linalg.eigh(mat)
+        except BaseException as exc:  # handed to the waiting thread
+            out["error"] = exc
+
+    worker = threading.Thread(target=work, name="lret-eigh", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.05)
+    if "error" in out:
+        raise out["error"]
+    return out["result"]
+
+
+def _to_dense(factor: np.ndarray) -> np.ndarray:
+    """rho = L L^dagger as a tensor with 2n axes."""
+    n = factor.ndim - 1
+    mat = np.ascontiguousarray(factor.reshape(2**n, -1))
+    return _product(mat, mat.conj().T).reshape((2,) * (2 * n))
 
 
 def _dense_side_cheaper(columns: int, rows: int) -> bool:

@@ -1,0 +1,163 @@
+"""A cost model of the engines: seconds per operation, and a prediction for a whole circuit.
+
+LRET uses it to decide, channel by channel, whether its factor or a dense matrix is the
+cheaper representation; ``auto`` uses the whole-circuit prediction to pick an engine.
+
+The constants are seconds on one core of the development machine (measured with
+``benchmarks/bench_engines.py``, which also prints predicted against measured times);
+only their ratios matter for a choice, and a machine where all of them scale alike
+chooses the same way.
+
+The rank LRET will reach is predicted by a branch-weight model: a channel whose Kraus
+operators carry probabilities a_i = ||K_i||_F^2 / d turns every weight w of the state's
+spectrum into the weights w a_i; each truncation then drops the smallest weights whose sum
+stays within ``rank_threshold`` (at most ``max_rank`` and 2^n kept), as the engine does.
+The model treats the branches as orthogonal, so it overestimates the rank where errors
+coincide (a Z error on |0>), and underestimates it where they interfere; the benchmark
+reports how far off it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lret_runner.simulators.base import CompiledCircuit, Instruction
+
+# an eigendecomposition of a Hermitian m x m matrix: c3 m^3 + c2 m^2 + c0 seconds
+_EIG = (3.5e-10, 6e-8, 2e-5)
+# one complex multiply-add in a large matrix product
+_MAC = 1.0e-10
+# fixed Python/NumPy overhead of one LRET operation on the factor
+_FACTOR_OP = 2e-4
+# one pass of a d x d-local superoperator over a dense rho: N^2 (c0 + c1 d^2) seconds
+_DENSE = (6e-9, 3e-10)
+# LRET continues dense only when a channel on the factor would cost more than this
+DENSE_WORTH_SECONDS = 1e-3
+# kept from the branch-weight model at most this many weights (beyond it, LRET is dense)
+_MODEL_MAX_WEIGHTS = 1 << 14
+
+
+def eig_seconds(m: int) -> float:
+    c3, c2, c0 = _EIG
+    return c3 * m**3 + c2 * m**2 + c0
+
+
+def factor_gate_seconds(dim: int, rank: int, d: int) -> float:
+    return _MAC * dim * rank * d + _FACTOR_OP / 4
+
+
+def factor_channel_seconds(dim: int, rank: int, kraus: int, d: int) -> float:
+    """A channel of ``kraus`` operators on ``log2 d`` qubits applied to a rank-``rank`` factor
+    and truncated (back to about ``rank`` columns): the local Gram matrix, the eigenproblem
+    on the cheaper side, and the product that forms the kept columns."""
+    columns = kraus * rank
+    if columns > dim:  # the N x N side: rho = L L^dagger, the channel on it, its eigenproblem
+        return eig_seconds(dim) + _MAC * dim * dim * columns + dense_pass_seconds(dim, d) * kraus
+    return eig_seconds(columns) + _MAC * 2 * dim * d * rank * rank + _FACTOR_OP
+
+
+def dense_pass_seconds(dim: int, d: int) -> float:
+    """One pass over a dense rho of a superoperator on ``log2 d`` qubits."""
+    c0, c1 = _DENSE
+    return dim * dim * (c0 + c1 * d * d)
+
+
+def passes_seconds(dim: int, passes: list[tuple[tuple[int, ...], int]]) -> float:
+    """The passes a :class:`~lret_runner.simulators.dense.Fuser` made (``applied``): one per
+    superoperator, one per Kraus operator of a sandwich."""
+    return sum(dense_pass_seconds(dim, 2 ** len(q)) * max(k, 1) for q, k in passes)
+
+
+def to_dense_seconds(dim: int, rank: int) -> float:
+    """rho = L L^dagger from a rank-``rank`` factor."""
+    return _MAC * dim * dim * rank
+
+
+def dense_cheaper(dim: int, rank: int, ins: Instruction, margin: float = 1.0) -> bool:
+    """Whether the channel ``ins`` costs more on a rank-``rank`` factor than ``margin`` times
+    its cost on a dense rho, and more than ``DENSE_WORTH_SECONDS`` (below that the factor is
+    kept: the saving is nothing a user would notice, and the factor's ranks stay visible)."""
+    d = 2 ** len(ins.targets)
+    factor = factor_channel_seconds(dim, rank, len(ins.kraus), d)
+    return factor > max(margin * dense_pass_seconds(dim, d), DENSE_WORTH_SECONDS)
+
+
+def channel_probabilities(ins: Instruction) -> np.ndarray:
+    """The probability each Kraus operator carries on a maximally mixed input."""
+    d = ins.kraus[0].shape[0]
+    return np.array([float(np.vdot(k, k).real) / d for k in ins.kraus])
+
+
+def dense_moment_seconds(prog: CompiledCircuit) -> list[float]:
+    """The seconds a dense engine spends on each moment (fused as it fuses them)."""
+    from lret_runner.simulators.dense import Fuser
+
+    dim = 2**prog.n_qubits
+    fuser = Fuser(None, prog.n_qubits)
+    costs = []
+    for moment in prog.moments:
+        before = len(fuser.applied)
+        for ins in moment:
+            fuser.apply(ins)
+        if moment is prog.moments[-1]:
+            fuser.flush()
+        costs.append(passes_seconds(dim, fuser.applied[before:]))
+    return costs
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predicted seconds of fdm and of LRET on one circuit, and what LRET is predicted to do."""
+
+    fdm_seconds: float
+    lret_seconds: float
+    lret_rank: int  # the largest rank the factor is predicted to reach
+    lret_dense_from: int | None  # the moment LRET is predicted to continue dense from
+
+
+def predict(
+    prog: CompiledCircuit,
+    *,
+    rank_threshold: float,
+    max_rank: int | None = None,
+    dense_allowed: bool = True,
+    final_rank_qubits: int = 0,
+) -> Prediction:
+    """Predict both engines on ``prog``. ``dense_allowed``: LRET may continue dense (it fits
+    and the representation is adaptive). ``final_rank_qubits``: up to this n, both engines
+    diagonalise a dense final state for its rank (2^n x 2^n)."""
+    dim = 2**prog.n_qubits
+    dense = dense_moment_seconds(prog)
+    final = eig_seconds(dim) if prog.n_qubits <= final_rank_qubits else 0.0
+    weights = np.ones(1)
+    lret, top = 0.0, 1
+    for index, moment in enumerate(prog.moments):
+        for ins in moment:
+            d = 2 ** len(ins.targets)
+            rank = len(weights)
+            if not ins.is_channel:
+                lret += factor_gate_seconds(dim, rank, d)
+                continue
+            if dense_allowed and dense_cheaper(dim, rank, ins):
+                lret += to_dense_seconds(dim, rank) + sum(dense[index:]) + final
+                return Prediction(sum(dense) + final, lret, top, index)
+            lret += factor_channel_seconds(dim, rank, len(ins.kraus), d)
+            top = max(top, rank * len(ins.kraus))
+            weights = _truncate(
+                np.outer(weights, channel_probabilities(ins)).ravel(),
+                rank_threshold,
+                min(max_rank or dim, dim, _MODEL_MAX_WEIGHTS),
+            )
+    return Prediction(sum(dense) + final, lret, top, None)
+
+
+def _truncate(weights: np.ndarray, threshold: float, cap: int) -> np.ndarray:
+    """The weights LRET's truncation keeps (see ``LretSimulator._keep``), renormalised."""
+    w = np.sort(weights)
+    total = w.sum()
+    drop = int(np.searchsorted(np.cumsum(w) / total, threshold, side="right"))
+    drop = max(drop, len(w) - cap, int((w <= 1e-14 * w[-1]).sum()))
+    kept = w[min(drop, len(w) - 1) :]
+    return kept / kept.sum()
