@@ -91,6 +91,7 @@ def test_a_run_is_recorded_finished(compose, store_uri: str, tmp_path: Path) -> 
     assert saved["run_id"] == result.run_id and saved["status"] == "FINISHED"
     artifacts = {a.path for a in tracker.client.list_artifacts(result.run_id)}
     assert {"result.json", "config.yaml", "counts.json", "summary.png"} <= artifacts
+    assert "histogram.png" in artifacts  # a single run renders its plots by default
 
 
 def test_params_hold_only_what_affects_the_result(compose, store_uri, tmp_path) -> None:
@@ -218,3 +219,122 @@ def test_a_qasm_run_records_the_file_qubit_count_and_digest(compose, store_uri, 
     digest = hashlib.sha256(EXAMPLE_QASM.read_bytes()).hexdigest()
     assert run.data.params["inputs.circuit_path"] == digest
     assert run.info.run_name == "qasm-n3-lret"
+
+
+# ---------------------------------------------------------------- per-run plots (log_plots)
+
+PNGS = {"histogram.png", "summary.png"}
+
+
+@pytest.fixture
+def uri(fresh_store: Path, tmp_path: Path) -> str:
+    """A copy of the empty store (creating one takes seconds) at tmp_path/mlruns."""
+    from conftest import sqlite_uri
+
+    return sqlite_uri(tmp_path)
+
+
+def test_log_plots_defaults_to_auto_with_mlflow_and_off_untracked(compose) -> None:
+    assert compose(TINY).tracking.log_plots is None
+    assert compose([*TINY, "tracking=none"]).tracking.log_plots is False
+
+
+@pytest.mark.parametrize(
+    ("setting", "in_sweep", "renders"),
+    [
+        ("null", False, True),  # auto: a single run
+        ("null", True, False),  # auto: a sweep's job
+        ("true", True, True),
+        ("false", False, False),
+    ],
+)
+def test_log_plots_is_honoured_and_auto_when_null(compose, setting, in_sweep, renders) -> None:
+    cfg = compose([*TINY, f"tracking.log_plots={setting}"])
+    assert experiment.log_plots(cfg, in_sweep) is renders
+
+
+def test_a_sweep_job_renders_no_pngs(compose, uri, tmp_path) -> None:
+    tracker = MlflowTracker(uri)
+    batch = tracker.start_run("default")
+    result = _run(compose(TINY), tracker, tmp_path / "out", batch=batch, job_num=0)
+    assert result.status == "FINISHED"
+    assert not list((tmp_path / "out").glob("*.png"))
+    artifacts = {a.path for a in tracker.client.list_artifacts(result.run_id)}
+    assert artifacts == {"config.yaml", "result.json", "counts.json"}
+
+
+def test_an_untracked_sweep_job_renders_no_pngs_when_auto(compose, tmp_path) -> None:
+    cfg = compose([*TINY, "tracking=none", "tracking.log_plots=null"])
+    assert _run(cfg, NullTracker(), tmp_path, job_num=3).status == "FINISHED"
+    assert not list(tmp_path.glob("*.png"))
+    assert _run(cfg, NullTracker(), tmp_path / "single").status == "FINISHED"
+    assert {p.name for p in (tmp_path / "single").glob("*.png")} == PNGS
+
+
+def test_log_plots_true_renders_a_sweep_jobs_pngs(compose, uri, tmp_path) -> None:
+    tracker = MlflowTracker(uri)
+    batch = tracker.start_run("default")
+    cfg = compose([*TINY, "tracking.log_plots=true"])
+    result = _run(cfg, tracker, tmp_path / "out", batch=batch, job_num=0)
+    assert {p.name for p in (tmp_path / "out").glob("*.png")} == PNGS
+    assert PNGS <= {a.path for a in tracker.client.list_artifacts(result.run_id)}
+
+
+def test_log_plots_false_renders_no_single_run_pngs(compose, uri, tmp_path) -> None:
+    tracker = MlflowTracker(uri)
+    result = _run(compose([*TINY, "tracking.log_plots=false"]), tracker, tmp_path / "out")
+    assert result.status == "FINISHED"
+    assert not list((tmp_path / "out").glob("*.png"))
+
+
+# ---------------------------------------------------------------- few writes per run
+
+# MlflowClient calls that write to the store (each a SQLite transaction: ~20 ms of fsync)
+WRITES = {
+    "create_run",
+    "log_batch",
+    "log_metric",
+    "log_param",
+    "set_tag",
+    "set_terminated",
+    "update_run",
+    "set_experiment_tag",
+    "create_experiment",
+}
+
+
+class _Counting:
+    """The tracker's client, counting the calls made through it."""
+
+    def __init__(self, client) -> None:
+        self.client, self.calls = client, []
+
+    def __getattr__(self, name: str):
+        self.calls.append(name)
+        return getattr(self.client, name)
+
+    def writes(self) -> dict[str, int]:
+        from collections import Counter
+
+        return dict(Counter(c for c in self.calls if c in WRITES))
+
+
+@pytest.mark.parametrize("in_batch", [False, True], ids=["single", "sweep-job"])
+def test_a_run_writes_to_the_store_five_times(compose, uri, tmp_path, in_batch) -> None:
+    tracker = MlflowTracker(uri)
+    tracker.sessions.ensure("default")  # created before: a one-off write per session
+    batch = tracker.start_run("default") if in_batch else None
+    counting = _Counting(tracker.client)
+    tracker._client = counting
+    result = _run(compose(TINY), tracker, tmp_path / "out", batch=batch, job_num=batch and 0)
+    assert result.status == "FINISHED"
+    # create (with every start tag), params, metrics + rank history, final tags, end
+    assert counting.writes() == {"create_run": 1, "log_batch": 3, "set_terminated": 1}
+    assert "search_runs" not in counting.calls  # a job does not recount its batch
+    run = _mlflow_run(tracker, result.run_id)
+    assert run.data.tags[V.STATUS] == "FINISHED" and V.config_from_tags(run.data.tags)
+    assert run.data.params["circuit.n_qubits"] == "3"
+    history = tracker.client.get_metric_history(result.run_id, V.RANK_METRIC)
+    assert [(m.step, m.value) for m in sorted(history, key=lambda m: m.step)] == [
+        (i, float(r)) for i, r in enumerate(result.rank_history, start=1)
+    ]

@@ -62,5 +62,7 @@ def busy_cores(sample_seconds: float = 0.05) -> int:
 def default_threads() -> int:
     """BLAS threads that do not oversubscribe: the free available cores, shared among the
     jobs that run at once."""
-    free = available_cores() - busy_cores()
-    return max(1, free // parallel_jobs())
+    share = available_cores() // parallel_jobs()
+    if share <= 1:  # one thread whatever the load: no need to sample it (50 ms)
+        return 1
+    return max(1, (available_cores() - busy_cores()) // parallel_jobs())

@@ -6,16 +6,19 @@ SQLite store and the session once (the parallel jobs would race on both), opens 
 parent run with the sweep definition, and exports its id in ``LRET_BATCH_RUN_ID``,
 which every launcher hands to its jobs (joblib and submitit workers inherit the
 environment; Slurm exports it). Each job's run is a child of it
-(``mlflow.parentRunId``) and refreshes the parent's ``completed``/``failed``
-counts. At multirun end the callback closes the batch: children left RUNNING by a
-killed worker become KILLED, the counts are final, a cancelled sweep is tagged
-``cancelled``, and the summary artifacts (CSV, text table, plots) are logged.
+(``mlflow.parentRunId``); a job does not count the batch (that reads every child, so a
+sweep would be quadratic in its size). At multirun end the callback closes the batch:
+children left RUNNING by a killed worker become KILLED, the jobs are counted once
+(``completed``, ``failed``, ``killed``, ``skipped``), a cancelled sweep is tagged
+``cancelled``, and the summary artifacts (CSV, text table, plots) are logged. The jobs
+render no per-run PNGs unless ``tracking.log_plots=true``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import math
 import os
 import signal
@@ -186,12 +189,14 @@ class BatchCallback(Callback):
     def _close(self, parent_run_id: str) -> tuple[str, dict[str, int], list[Any]]:
         from lret_runner.tracking.owners import gone
 
-        for run in self.tracker.batch_children(parent_run_id):
+        children = self.tracker.batch_children(parent_run_id)
+        for i, run in enumerate(children):
             if run.status == "RUNNING":  # its worker ended without ending the run
                 why = gone(run.tags) or "the sweep ended while this job was still running"
                 self.tracker.set_tags(run.run_id, {V.STATUS: "KILLED", V.ERROR: why})
                 self.tracker.end_run(run.run_id, "KILLED")
-        counts = self.tracker.refresh_counts(parent_run_id)
+                children[i] = dataclasses.replace(run, status="KILLED")
+        counts = self.tracker.refresh_counts(parent_run_id, children)
         done = counts["completed"] + counts["failed"] + counts["skipped"]
         cancelled = counts["killed"] > 0 or done < self.total
         jobs = self.tracker.batch_jobs(parent_run_id)

@@ -23,14 +23,19 @@ def _started(pid: int) -> str | None:
         return None
 
 
+_owner: dict[int, dict[str, str]] = {}  # by pid: a forked child computes its own
+
+
 def owner_tags() -> dict[str, str]:
-    """The tags that name this process as a run's owner."""
+    """The tags that name this process as a run's owner (computed once per process)."""
     pid = os.getpid()
-    return {
-        V.OWNER_HOST: socket.gethostname(),
-        V.OWNER_PID: str(pid),
-        V.OWNER_STARTED: _started(pid) or "",
-    }
+    if pid not in _owner:
+        _owner[pid] = {
+            V.OWNER_HOST: socket.gethostname(),
+            V.OWNER_PID: str(pid),
+            V.OWNER_STARTED: _started(pid) or "",
+        }
+    return dict(_owner[pid])
 
 
 def gone(tags: Mapping[str, str]) -> str | None:

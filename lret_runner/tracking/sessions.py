@@ -15,6 +15,8 @@ from lret_runner.tracking import vocabulary as V
 from lret_runner.tracking.store import store_lock
 
 NAME_MAX_CHARS = 500  # MLflow's limit on an experiment name
+# a run into a session without an idle timeout rewrites its last access at most this often
+ACCESS_REFRESH_SECONDS = 60.0
 
 
 @dataclass
@@ -97,14 +99,20 @@ class Sessions:
 
     def ensure(self, name: str, description: str = "", timeout_hours: float | None = None) -> str:
         """The session's experiment id, creating it (open, with its description) on first use."""
+        return str(self._ensure(name, description, timeout_hours)[0].experiment_id)
+
+    def _ensure(
+        self, name: str, description: str = "", timeout_hours: float | None = None
+    ) -> tuple[Any, bool]:
+        """The session's MLflow experiment, and whether this call created it."""
         check_name(name)
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
-            return str(exp.experiment_id)
+            return exp, False
         with store_lock(self.uri):  # parallel jobs would race to create it
             exp = self.client.get_experiment_by_name(name)
             if exp is not None:
-                return str(exp.experiment_id)
+                return exp, False
             tags = {
                 V.SESSION_DESCRIPTION: description,
                 V.SESSION_STATUS: "open",
@@ -112,11 +120,10 @@ class Sessions:
             }
             if timeout_hours is not None:
                 tags[V.SESSION_TIMEOUT] = str(timeout_hours)
-            return str(
-                self.client.create_experiment(
-                    name, artifact_location=self.artifact_location, tags=tags
-                )
+            experiment_id = self.client.create_experiment(
+                name, artifact_location=self.artifact_location, tags=tags
             )
+            return self.client.get_experiment(experiment_id), True
 
     def create(self, name: str, description: str = "", timeout_hours: float | None = None) -> str:
         if self.client.get_experiment_by_name(check_name(name)) is not None:
@@ -152,14 +159,34 @@ class Sessions:
         return self.get(name)
 
     def open(self, name: str, description: str = "") -> str:
-        """The experiment id a run may write to: created if new, refused if closed or expired."""
-        experiment_id = self.ensure(name, description)
-        info = session_info(self.client.get_experiment(experiment_id))
+        """The experiment id a run may write to: created if new, refused if closed or expired.
+
+        The last access is written (a store write, ~20 ms on SQLite) unless it is recent
+        enough to change nothing: a session without an idle timeout is touched at most every
+        :data:`ACCESS_REFRESH_SECONDS` (its last access is only shown), one with a timeout
+        on every run (it decides when the session expires).
+        """
+        exp, created = self._ensure(name, description)
+        info = session_info(exp)
         if info.status != "open":
             raise SessionError(
                 f"session {name!r} is {info.status}: runs into it are refused. "
                 f"Reopen it with `lret-runner sessions resume {name}` "
                 "or choose another session.name"
             )
-        self.client.set_experiment_tag(experiment_id, V.SESSION_ACCESS, now_iso())
-        return experiment_id
+        if not created and _stale(info):
+            self.client.set_experiment_tag(info.id, V.SESSION_ACCESS, now_iso())
+        return info.id
+
+
+def _stale(info: SessionInfo) -> bool:
+    """Whether a run into the session must write its last access (see :meth:`Sessions.open`)."""
+    from datetime import UTC, datetime
+
+    if info.timeout_hours is not None or not info.last_access:
+        return True
+    try:
+        age = (datetime.now(UTC) - datetime.fromisoformat(info.last_access)).total_seconds()
+    except (ValueError, TypeError):  # not an ISO time with a zone (edited by hand)
+        return True
+    return not 0 <= age < ACCESS_REFRESH_SECONDS

@@ -27,6 +27,7 @@ point elsewhere (a server, another file).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sqlite3
@@ -359,12 +360,16 @@ def _holds_data(con: sqlite3.Connection, tables: set[str]) -> bool:
     return False
 
 
+@functools.cache
 def _head_revision() -> str:
+    """The newest schema revision this MLflow knows (read from its migration scripts once
+    per process: it is fixed for an installed MLflow, and reading it takes ~0.1 s)."""
     from mlflow.store.db.utils import _get_latest_schema_revision
 
     return str(_get_latest_schema_revision())
 
 
+@functools.cache
 def _known_revision(revision: str) -> bool:
     """Whether this MLflow's migrations know ``revision`` (else a newer MLflow made it)."""
     try:

@@ -1,12 +1,18 @@
 """Trackers: where a run records itself. :class:`MlflowTracker` writes to an MLflow store,
 :class:`NullTracker` (``tracking=none``) records nothing and creates nothing; both
 implement :class:`Tracker`, so callers never ask which one they hold.
+
+Every write to a SQLite store is a transaction that waits for the disk (3-25 ms here), so
+a run writes few of them: the run is created with all its start tags (the typed config
+included), params, metrics and tags go in batches (``log_batch``), and the stepped rank
+history goes with the metrics. A run costs five writes: create, params, metrics, final
+tags, end (and the session's last access, see :meth:`.Sessions.open`).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,6 +24,8 @@ from lret_runner.tracking.sessions import Sessions, check_name
 from lret_runner.tracking.store import connect, default_artifact_location, default_uri
 
 PARAM_MAX_CHARS = 6000  # MLflow's limit on a param value
+# MLflow's limits on one log_batch: params and tags each, metrics, and all entities together
+BATCH_PARAMS_TAGS, BATCH_METRICS, BATCH_ENTITIES = 100, 1000, 1000
 
 
 class Tracker(Protocol):
@@ -38,10 +46,20 @@ class Tracker(Protocol):
         return uuid.uuid4().hex
 
     def log_config(self, run_id: str, config: dict[str, Any]) -> None:
-        """The result-affecting config: flat params, and typed in tags."""
+        """The result-affecting config: flat params, and typed in tags (one batch)."""
 
-    def log_metrics(self, run_id: str, metrics: Mapping[str, float | None], step: int = 0) -> None:
-        """Metrics (None values are left out)."""
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        """Params (strings in MLflow), in one batch."""
+
+    def log_metrics(
+        self,
+        run_id: str,
+        metrics: Mapping[str, float | None],
+        step: int = 0,
+        series: Mapping[str, Sequence[float]] | None = None,
+    ) -> None:
+        """Metrics (None values are left out) and stepped series (``{key: values}``, value i
+        at step i + 1, such as the rank after every moment), in one batch."""
 
     def log_rank_history(self, run_id: str, history: Iterable[int]) -> None:
         """The rank after every moment as a stepped metric."""
@@ -82,8 +100,11 @@ class Tracker(Protocol):
         """End KILLED the session's RUNNING runs whose process is gone; returns them, with why."""
         return []
 
-    def refresh_counts(self, parent_run_id: str) -> dict[str, int]:
-        """Recount a batch's jobs by status and log the counts on its parent run."""
+    def refresh_counts(
+        self, parent_run_id: str, children: Sequence[RunSummary] | None = None
+    ) -> dict[str, int]:
+        """Count a batch's jobs by status (``children``: its child runs, if already read)
+        and log the counts on its parent run."""
         return dict.fromkeys(V.BATCH_COUNTS, 0)
 
     def where(self, run_id: str, session: str) -> str:
@@ -136,50 +157,60 @@ class MlflowTracker(Tracker):
     ) -> str:
         check_name(session)  # before the store is touched
         experiment_id = self.sessions.open(session, description)
-        tags = {**owner_tags(), **(tags or {})}
-        run = self.client.create_run(
+        run = self.client.create_run(  # the tags in the same write
             experiment_id,
             run_name=run_name,
-            tags={k: str(v) for k, v in tags.items() if v is not None},
+            tags={t.key: t.value for t in _tags({**owner_tags(), **(tags or {})})},
         )
         return str(run.info.run_id)
 
     def log_config(self, run_id: str, config: dict[str, Any]) -> None:
         """The config as flat params (strings, for MLflow's UI and filters) and as typed tags."""
-        from mlflow.entities import Param
+        self._log_batch(
+            run_id, params=_params(V.flatten(config)), tags=_tags(V.config_tags(config))
+        )
 
-        items = [Param(k, str(v)[:PARAM_MAX_CHARS]) for k, v in V.flatten(config).items()]
-        for i in range(0, len(items), 100):  # MLflow's batch limit
-            self.client.log_batch(run_id, params=items[i : i + 100])
-        self.set_tags(run_id, V.config_tags(config))
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
+        self._log_batch(run_id, params=_params(params))
 
-    def log_metrics(self, run_id: str, metrics: Mapping[str, float | None], step: int = 0) -> None:
+    def log_metrics(
+        self,
+        run_id: str,
+        metrics: Mapping[str, float | None],
+        step: int = 0,
+        series: Mapping[str, Sequence[float]] | None = None,
+    ) -> None:
         from mlflow.entities import Metric
 
         now = _now_ms()
         items = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
-        self._log_metric_batches(run_id, items)
+        for key, values in (series or {}).items():
+            items += [Metric(key, float(v), now, i) for i, v in enumerate(values, start=1)]
+        self._log_batch(run_id, metrics=items)
 
     def log_rank_history(self, run_id: str, history: Iterable[int]) -> None:
         """The rank after every moment as the stepped metric ``rank`` (step = moment)."""
-        from mlflow.entities import Metric
-
-        now = _now_ms()
-        self._log_metric_batches(
-            run_id,
-            [Metric(V.RANK_METRIC, float(r), now, step) for step, r in enumerate(history, start=1)],
-        )
-
-    def _log_metric_batches(self, run_id: str, items: list[Any]) -> None:
-        for i in range(0, len(items), 1000):
-            self.client.log_batch(run_id, metrics=items[i : i + 1000])
+        self.log_metrics(run_id, {}, series={V.RANK_METRIC: list(history)})
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
-        from mlflow.entities import RunTag
+        self._log_batch(run_id, tags=_tags(tags))
 
-        items = [RunTag(k, str(v)[: V.TAG_MAX_CHARS]) for k, v in tags.items() if v is not None]
-        for i in range(0, len(items), 100):
-            self.client.log_batch(run_id, tags=items[i : i + 100])
+    def _log_batch(
+        self,
+        run_id: str,
+        *,
+        metrics: Sequence[Any] = (),
+        params: Sequence[Any] = (),
+        tags: Sequence[Any] = (),
+    ) -> None:
+        """One ``log_batch`` call, or as few as MLflow's limits on a batch allow."""
+        metrics, params, tags = list(metrics), list(params), list(tags)
+        while metrics or params or tags:
+            p, params = params[:BATCH_PARAMS_TAGS], params[BATCH_PARAMS_TAGS:]
+            t, tags = tags[:BATCH_PARAMS_TAGS], tags[BATCH_PARAMS_TAGS:]
+            room = min(BATCH_METRICS, BATCH_ENTITIES - len(p) - len(t))
+            m, metrics = metrics[:room], metrics[room:]
+            self.client.log_batch(run_id, metrics=m, params=p, tags=t)
 
     def log_artifacts(
         self, run_id: str, paths: Iterable[Path], artifact_path: str | None = None
@@ -216,13 +247,15 @@ class MlflowTracker(Tracker):
             return []
         return self.queries.end_orphans(session)
 
-    def refresh_counts(self, parent_run_id: str) -> dict[str, int]:
-        """Recount the batch's children by status and log the counts on the parent.
-
-        Counting (instead of incrementing) makes concurrent jobs safe: each logs what it
-        saw with step = jobs done, and MLflow's latest value is the one of the largest step.
-        """
-        statuses = [r.status for r in self.batch_children(parent_run_id)]
+    def refresh_counts(
+        self, parent_run_id: str, children: Sequence[RunSummary] | None = None
+    ) -> dict[str, int]:
+        """Count the batch's children by status and log the counts on the parent (step =
+        jobs counted). The sweep counts once, at its end: counting reads every child, so
+        counting after every job would make a sweep quadratic in its size."""
+        if children is None:
+            children = self.batch_children(parent_run_id)
+        statuses = [r.status for r in children]
         parent = self.client.get_run(parent_run_id)
         counts = {
             "completed": statuses.count("FINISHED"),
@@ -241,6 +274,19 @@ def _now_ms() -> int:
     import time
 
     return int(time.time() * 1000)
+
+
+def _params(params: Mapping[str, Any]) -> list[Any]:
+    from mlflow.entities import Param
+
+    return [Param(k, str(v)[:PARAM_MAX_CHARS]) for k, v in params.items()]
+
+
+def _tags(tags: Mapping[str, Any]) -> list[Any]:
+    """MLflow tags (strings, cut to MLflow's length); None values are left out."""
+    from mlflow.entities import RunTag
+
+    return [RunTag(k, str(v)[: V.TAG_MAX_CHARS]) for k, v in tags.items() if v is not None]
 
 
 def make_tracker(tracking_cfg: Any, root: Path | None = None) -> Tracker:

@@ -280,6 +280,9 @@ def test_session_name_and_description_create_the_experiment(
     runs = store.session_runs("my_session")
     assert [r.info.status for r in runs] == ["FINISHED"]
     assert runs[0].data.tags["session"] == "my_session"
+    # tracking.log_plots=false: a single run without its PNGs
+    artifacts = {a.path for a in store.client.list_artifacts(runs[0].info.run_id)}
+    assert artifacts == ARTIFACTS - {"histogram.png", "summary.png"}
 
 
 def test_observables_are_logged(run_cli: Any, store: Store, tmp_path: Path) -> None:
