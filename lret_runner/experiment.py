@@ -160,7 +160,11 @@ def prepare(cfg: Any) -> Prepared:
     return prepare_circuit(
         add_noise(circuit, model),
         simulator=simulator_name,
-        simulator_params={**simulator, "dtype": cfg.backend.dtype},
+        simulator_params={
+            **simulator,
+            "dtype": cfg.backend.dtype,
+            "time_limit_seconds": run.timeout_seconds,
+        },
         qubits=sorted(circuit.all_qubits()),
         depth=len(circuit) - int(circuit.are_any_measurements_terminal()),
         shots=run.shots,

@@ -739,3 +739,11 @@ def test_the_dense_side_truncates_as_the_gram_side(
     if threshold == 0:
         assert np.abs(metrics.dense(dense.state) - metrics.dense(gram.state)).max() < 1e-10
         assert dense.rank_history == gram.rank_history
+
+
+def test_lret_target_error_warns_before_a_run_predicted_past_its_time_limit() -> None:
+    circuit, _, _ = truncation_case(6)
+    out = LretSimulator(target_error=1e-3, time_limit_seconds=1e-6).run(circuit)
+    assert any("more than the run's time limit (1e-06 s)" in w for w in out.warnings)
+    quiet = LretSimulator(target_error=1e-3, time_limit_seconds=3600).run(circuit)
+    assert not any("time limit" in w for w in quiet.warnings)

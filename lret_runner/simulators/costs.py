@@ -12,9 +12,12 @@ The rank LRET will reach is predicted by a branch-weight model: a channel whose 
 operators carry probabilities a_i = ||K_i||_F^2 / d turns every weight w of the state's
 spectrum into the weights w a_i; each truncation then drops the smallest weights whose sum
 stays within ``rank_threshold`` (at most ``max_rank`` and 2^n kept), as the engine does.
-The model treats the branches as orthogonal, so it overestimates the rank where errors
-coincide (a Z error on |0>), and underestimates it where they interfere; the benchmark
-reports how far off it is.
+Errors of channels on the same qubits with no multi-qubit gate on them in between lie in
+the directions the first one opened (the Paulis on those qubits span them), so only the
+first channel of such a segment multiplies the weights. Otherwise the model treats the
+branches as orthogonal, so it overestimates the rank where errors coincide (a Z error on
+|0>) and ignores the weight later channels of a segment add; the benchmark reports how far
+off it is.
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ _MAC = 1.0e-10
 _FACTOR_OP = 2e-4
 # one pass of a d x d-local superoperator over a dense rho: N^2 (c0 + c1 d^2) seconds
 _DENSE = (6e-9, 3e-10)
-# LRET continues dense only when a channel on the factor would cost more than this
-DENSE_WORTH_SECONDS = 1e-3
+# LRET continues dense only from this many qubits on
+DENSE_MIN_QUBITS = 7
 # kept from the branch-weight model at most this many weights (beyond it, LRET is dense)
 _MODEL_MAX_WEIGHTS = 1 << 14
 
@@ -77,11 +80,13 @@ def to_dense_seconds(dim: int, rank: int) -> float:
 
 def dense_cheaper(dim: int, rank: int, ins: Instruction, margin: float = 1.0) -> bool:
     """Whether the channel ``ins`` costs more on a rank-``rank`` factor than ``margin`` times
-    its cost on a dense rho, and more than ``DENSE_WORTH_SECONDS`` (below that the factor is
-    kept: the saving is nothing a user would notice, and the factor's ranks stay visible)."""
+    its cost on a dense rho. Below ``DENSE_MIN_QUBITS`` the factor is always kept: every
+    operation takes microseconds there, and the factor's ranks stay visible."""
+    if dim < 2**DENSE_MIN_QUBITS:
+        return False
     d = 2 ** len(ins.targets)
     factor = factor_channel_seconds(dim, rank, len(ins.kraus), d)
-    return factor > max(margin * dense_pass_seconds(dim, d), DENSE_WORTH_SECONDS)
+    return factor > margin * dense_pass_seconds(dim, d)
 
 
 def channel_probabilities(ins: Instruction) -> np.ndarray:
@@ -133,18 +138,26 @@ def predict(
     final = eig_seconds(dim) if prog.n_qubits <= final_rank_qubits else 0.0
     weights = np.ones(1)
     lret, top = 0.0, 1
+    segments: set[tuple[int, ...]] = set()  # channel targets not touched by a gate since
     for index, moment in enumerate(prog.moments):
         for ins in moment:
             d = 2 ** len(ins.targets)
             rank = len(weights)
             if not ins.is_channel:
                 lret += factor_gate_seconds(dim, rank, d)
+                if len(ins.targets) > 1:  # entangles: later errors are new branches
+                    segments = {t for t in segments if not set(t) & set(ins.targets)}
                 continue
             if dense_allowed and dense_cheaper(dim, rank, ins):
                 lret += to_dense_seconds(dim, rank) + sum(dense[index:]) + final
                 return Prediction(sum(dense) + final, lret, top, index)
             lret += factor_channel_seconds(dim, rank, len(ins.kraus), d)
             top = max(top, rank * len(ins.kraus))
+            if ins.targets in segments:
+                # the errors of a channel on the same qubits, with only one-qubit gates since,
+                # lie in the directions the earlier one opened: the rank does not grow
+                continue
+            segments.add(ins.targets)
             weights = _truncate(
                 np.outer(weights, channel_probabilities(ins)).ravel(),
                 rank_threshold,

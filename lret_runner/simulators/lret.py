@@ -33,10 +33,12 @@ against free memory first, so a rank that grows too far stops the run with a
 
 Interrupts: Python runs signal handlers (Ctrl-C, SIGTERM) only between NumPy/LAPACK
 calls, so the products over L (Gram matrices, the kept columns, gates on a large L) are
-made in row blocks of about ``_BLOCK_MACS`` multiply-adds each, and an eigenproblem larger
-than ``_INTERRUPTIBLE_EIGH`` runs in a worker thread while this one waits in short steps;
-what remains unbounded is one smaller eigendecomposition (under ~2 s on one core), one
-pass over a dense rho, and single memory-bound copies of L.
+made in row blocks of about ``_BLOCK_MACS`` multiply-adds each; what remains unbounded is
+one eigendecomposition of a Gram matrix (k r x k r for a channel of k Kraus operators on
+rank r; the adaptive representation goes dense before that grows large wherever a dense
+matrix fits), one pass over a dense rho, and single memory-bound copies of L. (A solve in
+a worker thread was tried: a process that ends while OpenBLAS works in another thread hung
+or crashed in OpenBLAS's shutdown, so it was not kept.)
 """
 
 from __future__ import annotations
@@ -45,7 +47,6 @@ import functools
 import itertools
 import logging
 import math
-import threading
 from typing import Any
 
 import numpy as np
@@ -107,9 +108,6 @@ def _blas() -> Any:
     return ThreadpoolController()
 
 
-# Larger eigenproblems (over ~2 s on one core) run where an interrupt does not wait for them
-_INTERRUPTIBLE_EIGH = 2048
-
 # Eigenvalues below this many machine epsilons (of the dtype) times the largest are
 # numerical zeros: the exact state has no weight there, so dropping them keeps
 # rank_threshold = 0 exact (~1e-14 relative in complex128, ~2e-6 in complex64).
@@ -129,6 +127,12 @@ class LretSimulator(Engine):
         representation: ``adaptive`` (default) continues with a dense rho when that is
             cheaper than the factor and fits in memory, and returns to a factor when a
             truncation brings the rank back down; ``factor`` always keeps the factor.
+        max_memory_gb: the memory the run may use (None: ``MEMORY_FRACTION`` of free memory);
+            truncations keep at most the rank that fits.
+        target_error: a total truncation error to spend over the run (replaces
+            ``rank_threshold``; see :class:`_Budget`).
+        time_limit_seconds: the run's time limit (``run.timeout_seconds``), to warn before
+            the run when ``target_error`` is predicted to take longer.
         dtype: ``complex128`` (default) or ``complex64``.
     """
 
@@ -144,6 +148,7 @@ class LretSimulator(Engine):
         representation: str = "adaptive",
         max_memory_gb: float | None = None,
         target_error: float | None = None,
+        time_limit_seconds: float | None = None,
         dtype: str = "complex128",
     ) -> None:
         self.rank_threshold = float(
@@ -173,6 +178,7 @@ class LretSimulator(Engine):
                 what="must be null or",
             )
         self.target_error = target_error
+        self.time_limit_seconds = time_limit_seconds
         self.dtype = check_dtype(dtype)
         self._budget = _Budget(self.rank_threshold, None)
 
@@ -226,6 +232,13 @@ class LretSimulator(Engine):
                     f"simulator.target_error={self.target_error:g} is predicted to need rank "
                     f"{pred.lret_rank}, but the memory budget ({_gib(budget)} GiB) allows "
                     f"rank {cap}: the error will likely exceed the target"
+                )
+            limit = self.time_limit_seconds
+            if limit is not None and pred.lret_seconds > limit:
+                plan.warn(
+                    f"simulator.target_error={self.target_error:g} is predicted to take "
+                    f"{pred.lret_seconds:.3g} s on one core, more than the run's time limit "
+                    f"({limit:g} s): loosen the target or raise run.timeout_seconds"
                 )
         return plan
 
@@ -378,12 +391,9 @@ class LretSimulator(Engine):
         """The eigenvalues and eigenvectors of a Hermitian PSD matrix to keep (at most
         ``dim``), and the relative weight of the rest."""
         # ascending; LAPACK's MRRR driver is 1.2-2.5x faster than numpy's divide and conquer here
-        if len(mat) > _INTERRUPTIBLE_EIGH:
-            w, v = _eigh_interruptible(mat)
-        else:
-            single = len(mat) <= _SINGLE_THREAD_EIGH
-            with _blas().limit(limits=1 if single else None, user_api="blas"):
-                w, v = scipy.linalg.eigh(mat, driver="evr")
+        single = len(mat) <= _SINGLE_THREAD_EIGH
+        with _blas().limit(limits=1 if single else None, user_api="blas"):
+            w, v = scipy.linalg.eigh(mat, driver="evr")
         w = np.clip(w, 0.0, None)
         total = w.sum()
         # drop the smallest eigenvalues whose cumulative weight stays within the threshold,
@@ -527,33 +537,6 @@ class _Budget:
                 f"is {error:.3g} (the memory budget capped the rank)"
             )
         return self.warnings
-
-
-def _eigh_interruptible(mat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``numpy.linalg.eigh`` in a worker thread while this one waits in short steps, so that
-    a signal handler (Ctrl-C, SIGTERM, the run's timeout) runs at once instead of after the
-    eigensolve. NumPy releases the GIL in LAPACK, SciPy's wrappers do not (hence NumPy here,
-    though its divide and conquer is about 2x slower than SciPy's MRRR). An interrupted
-    eigensolve finishes in its daemon thread, unused, or ends with the process."""
-    out: dict[str, Any] = {}
-
-    def work() -> None:
-        try:
-            # one BLAS thread: a process that exits while a threaded OpenBLAS call runs in
-            # another thread hangs in OpenBLAS's shutdown (measured); the limit is the
-            # process's and is restored when this solve ends, interrupted or not
-            with _blas().limit(limits=1, user_api="blas"):
-                out["result"] = np.linalg.eigh(mat)
-        except BaseException as exc:  # handed to the waiting thread
-            out["error"] = exc
-
-    worker = threading.Thread(target=work, name="lret-eigh", daemon=True)
-    worker.start()
-    while worker.is_alive():
-        worker.join(0.05)
-    if "error" in out:
-        raise out["error"]
-    return out["result"]
 
 
 def _to_dense(factor: np.ndarray) -> np.ndarray:
