@@ -165,7 +165,7 @@ def test_run_detail_has_rank_history_and_counts(
     tracker: MlflowTracker, q: Queries, tmp_path: Path
 ) -> None:
     run_id = tracker.start_run("s")
-    tracker.log_rank_history(run_id, [1, 2, 4, 3])
+    tracker.log_metrics(run_id, {}, series={V.RANK_METRIC: [1, 2, 4, 3]})
     counts = tmp_path / "counts.json"
     counts.write_text(json.dumps({"00": 3, "11": 5}))
     tracker.log_artifacts(run_id, [counts])

@@ -61,9 +61,6 @@ class Tracker(Protocol):
         """Metrics (None values are left out) and stepped series (``{key: values}``, value i
         at step i + 1, such as the rank after every moment), in one batch."""
 
-    def log_rank_history(self, run_id: str, history: Iterable[int]) -> None:
-        """The rank after every moment as a stepped metric."""
-
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
         """Tags (None values are left out)."""
 
@@ -187,10 +184,6 @@ class MlflowTracker(Tracker):
         for key, values in (series or {}).items():
             items += [Metric(key, float(v), now, i) for i, v in enumerate(values, start=1)]
         self._log_batch(run_id, metrics=items)
-
-    def log_rank_history(self, run_id: str, history: Iterable[int]) -> None:
-        """The rank after every moment as the stepped metric ``rank`` (step = moment)."""
-        self.log_metrics(run_id, {}, series={V.RANK_METRIC: list(history)})
 
     def set_tags(self, run_id: str, tags: Mapping[str, Any]) -> None:
         self._log_batch(run_id, tags=_tags(tags))
