@@ -102,11 +102,11 @@ def dense_moment_seconds(prog: CompiledCircuit) -> list[float]:
     dim = 2**prog.n_qubits
     fuser = Fuser(None, prog.n_qubits)
     costs = []
-    for moment in prog.moments:
+    for index, moment in enumerate(prog.moments, start=1):
         before = len(fuser.applied)
         for ins in moment:
             fuser.apply(ins)
-        if moment is prog.moments[-1]:
+        if index == len(prog.moments):
             fuser.flush()
         costs.append(passes_seconds(dim, fuser.applied[before:]))
     return costs
