@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from omegaconf import DictConfig
@@ -202,3 +203,21 @@ def read_only(path: Path) -> Iterator[None]:
         if immutable:
             _chattr("-i", path)
         path.chmod(mode)
+
+
+class ClientSpy:
+    """A tracker's MLflow client, recording the names of the calls made through it."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.calls = client, []
+
+    def __getattr__(self, name: str) -> Any:
+        self.calls.append(name)
+        return getattr(self.client, name)
+
+
+def spy_on(tracker: Any) -> ClientSpy:
+    """Route ``tracker``'s client calls through a :class:`ClientSpy`."""
+    spy = ClientSpy(tracker.client)
+    tracker._client = spy
+    return spy

@@ -5,9 +5,11 @@ tracker; prepare builds everything once."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
+from conftest import spy_on
 from threadpoolctl import threadpool_limits
 
 from lret_runner import experiment
@@ -303,33 +305,17 @@ WRITES = {
 }
 
 
-class _Counting:
-    """The tracker's client, counting the calls made through it."""
-
-    def __init__(self, client) -> None:
-        self.client, self.calls = client, []
-
-    def __getattr__(self, name: str):
-        self.calls.append(name)
-        return getattr(self.client, name)
-
-    def writes(self) -> dict[str, int]:
-        from collections import Counter
-
-        return dict(Counter(c for c in self.calls if c in WRITES))
-
-
 @pytest.mark.parametrize("in_batch", [False, True], ids=["single", "sweep-job"])
 def test_a_run_writes_to_the_store_five_times(compose, uri, tmp_path, in_batch) -> None:
     tracker = MlflowTracker(uri)
     tracker.sessions.ensure("default")  # created before: a one-off write per session
     batch = tracker.start_run("default") if in_batch else None
-    counting = _Counting(tracker.client)
-    tracker._client = counting
+    counting = spy_on(tracker)
     result = _run(compose(TINY), tracker, tmp_path / "out", batch=batch, job_num=batch and 0)
     assert result.status == "FINISHED"
     # create (with every start tag), params, metrics + rank history, final tags, end
-    assert counting.writes() == {"create_run": 1, "log_batch": 3, "set_terminated": 1}
+    writes = Counter(c for c in counting.calls if c in WRITES)
+    assert writes == {"create_run": 1, "log_batch": 3, "set_terminated": 1}
     assert "search_runs" not in counting.calls  # a job does not recount its batch
     run = _mlflow_run(tracker, result.run_id)
     assert run.data.tags[V.STATUS] == "FINISHED" and V.config_from_tags(run.data.tags)

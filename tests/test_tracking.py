@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import sqlite_uri
+from conftest import spy_on, sqlite_uri
 
 from lret_runner.tracking import MlflowTracker
 from lret_runner.tracking import vocabulary as V
@@ -20,23 +20,6 @@ def tracker(fresh_store: Path, tmp_path: Path) -> MlflowTracker:
     return MlflowTracker(sqlite_uri(tmp_path))
 
 
-class _Spy:
-    """A client that records the names of the calls made through it."""
-
-    def __init__(self, client) -> None:
-        self.client, self.calls = client, []
-
-    def __getattr__(self, name: str):
-        self.calls.append(name)
-        return getattr(self.client, name)
-
-
-def _spy(tracker: MlflowTracker) -> _Spy:
-    spy = _Spy(tracker.client)
-    tracker._client = spy
-    return spy
-
-
 # ---------------------------------------------------------------- batches
 
 
@@ -44,7 +27,7 @@ def test_large_batches_are_split_within_mlflows_limits(tracker: MlflowTracker) -
     run_id = tracker.start_run("s")
     params = {f"p{i}": i for i in range(250)}
     tags = {f"t{i}": str(i) for i in range(150)}
-    spy = _spy(tracker)
+    spy = spy_on(tracker)
     tracker.log_params(run_id, params)
     tracker.set_tags(run_id, tags)
     tracker.log_metrics(run_id, {"m": 1.0, "none": None}, series={"rank": range(1, 2500)})
@@ -59,7 +42,7 @@ def test_large_batches_are_split_within_mlflows_limits(tracker: MlflowTracker) -
 
 def test_the_start_tags_are_written_with_the_run(tracker: MlflowTracker) -> None:
     tracker.sessions.ensure("s")
-    spy = _spy(tracker)
+    spy = spy_on(tracker)
     config = {"circuit": {"name": "ghz", "n_qubits": 3}}
     run_id = tracker.start_run("s", tags={"a": 1, "b": None, **V.config_tags(config)})
     assert [c for c in spy.calls if c in ("create_run", "log_batch", "set_tag")] == ["create_run"]
@@ -71,7 +54,7 @@ def test_the_start_tags_are_written_with_the_run(tracker: MlflowTracker) -> None
 
 def test_log_config_is_one_batch_of_params_and_typed_tags(tracker: MlflowTracker) -> None:
     run_id = tracker.start_run("s")
-    spy = _spy(tracker)
+    spy = spy_on(tracker)
     config = {"circuit": {"name": "ghz", "n_qubits": 3}, "run": {"observables": ["ZZI"]}}
     tracker.log_config(run_id, config)
     assert spy.calls.count("log_batch") == 1
@@ -92,7 +75,7 @@ def test_refresh_counts_uses_the_children_it_is_given(tracker: MlflowTracker) ->
     done = tracker.start_run("s", tags={V.PARENT_RUN: parent})
     tracker.end_run(done, "FINISHED")
     children = tracker.batch_children(parent)
-    spy = _spy(tracker)
+    spy = spy_on(tracker)
     counts = tracker.refresh_counts(parent, children)
     assert counts == {"completed": 1, "failed": 0, "killed": 0, "skipped": 0}
     assert "search_runs" not in spy.calls
@@ -117,7 +100,7 @@ def _set_access(tracker: MlflowTracker, session: str, ago: timedelta) -> str:
 def test_a_recent_last_access_is_not_rewritten(tracker: MlflowTracker) -> None:
     tracker.sessions.ensure("s")
     recent = _set_access(tracker, "s", timedelta(seconds=5))
-    spy = _spy(tracker)
+    spy = spy_on(tracker)
     tracker.start_run("s")
     assert "set_experiment_tag" not in spy.calls
     assert _access(tracker, "s") == recent
@@ -141,13 +124,13 @@ def test_an_unreadable_last_access_is_rewritten(tracker: MlflowTracker, bad: str
 def test_a_session_with_an_idle_timeout_is_touched_by_every_run(tracker: MlflowTracker) -> None:
     tracker.sessions.ensure("s", timeout_hours=1)
     _set_access(tracker, "s", timedelta(seconds=5))
-    spy = _spy(tracker)
+    spy = spy_on(tracker)
     tracker.start_run("s")
     assert spy.calls.count("set_experiment_tag") == 1
 
 
 def test_a_new_session_is_not_touched_twice(tracker: MlflowTracker) -> None:
-    spy = _spy(tracker)
+    spy = spy_on(tracker)
     tracker.start_run("brand_new")
     assert "set_experiment_tag" not in spy.calls  # created with its last access
     assert _access(tracker, "brand_new")
