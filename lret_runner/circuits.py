@@ -303,31 +303,49 @@ def qaoa(
 
 
 def vqe(
-    *, n_qubits: int, depth: int = 2, seed: int | None = None, measure: bool = False
+    *,
+    n_qubits: int,
+    depth: int = 2,
+    seed: int | None = None,
+    rotations: Sequence[str] = ("ry", "rz"),
+    angles: Sequence[float] | None = None,
+    measure: bool = False,
 ) -> cirq.Circuit:
     """A hardware-efficient ansatz of ``depth`` layers.
 
-    Each layer: RY then RZ on every qubit (seeded angles in [0, 2pi)), then a CNOT chain
-    q0 -> q1 -> ... -> q(n-1).
+    Each layer: every rotation of ``rotations`` (``ry``, ``rz``, ``rx``, in order) on every
+    qubit, then a CNOT chain q0 -> q1 -> ... -> q(n-1). ``angles`` gives the
+    ``depth * len(rotations) * n_qubits`` angles in that order (layer, rotation, qubit);
+    null: seeded uniform in [0, 2pi). See :func:`vqe_angle_count`.
     """
     n = _check_int("n_qubits", n_qubits, 1)
     depth = _check_int("depth", depth, 1)
     seed = _check_seed(seed)
-    _check_size("depth", depth, 3 * n, n)  # RY, RZ on every qubit, n - 1 CNOTs
-    rng = np.random.default_rng(seed)
+    pool = _check_gate_pool("rotations", rotations, tuple(_ROTATIONS))
+    _check_size("depth", depth, (len(pool) + 1) * n, n)  # rotations on every qubit, n - 1 CNOTs
+    count = vqe_angle_count(n, depth, pool)
+    if angles is None:
+        values = [float(a) for a in np.random.default_rng(seed).uniform(0, 2 * np.pi, count)]
+    else:
+        values = [float(a) for a in angles]
+        if len(values) != count:
+            raise CircuitError(
+                f"circuit.angles has {len(values)} values: the ansatz needs {count} "
+                f"(depth {depth} x {len(pool)} rotations x {n} qubits), or null for seeded angles"
+            )
     qubits = cirq.LineQubit.range(n)
     circuit = cirq.Circuit()
+    it = iter(values)
     for _ in range(depth):
-        circuit.append(
-            cirq.ry(float(a)).on(q)
-            for q, a in zip(qubits, rng.uniform(0, 2 * np.pi, n), strict=True)
-        )
-        circuit.append(
-            cirq.rz(float(a)).on(q)
-            for q, a in zip(qubits, rng.uniform(0, 2 * np.pi, n), strict=True)
-        )
+        for name in pool:
+            circuit.append(_ROTATIONS[name](next(it)).on(q) for q in qubits)
         circuit.append(cirq.CNOT(a, b) for a, b in zip(qubits, qubits[1:], strict=False))
     return _finish(circuit, qubits, measure)
+
+
+def vqe_angle_count(n_qubits: int, depth: int, rotations: Sequence[str]) -> int:
+    """How many angles :func:`vqe` takes: one per rotation, qubit and layer."""
+    return depth * len(rotations) * n_qubits
 
 
 def grover(
@@ -370,6 +388,137 @@ def grover(
     return _finish(circuit, qubits, measure)
 
 
+ARCHITECTURE_GATES = SINGLE_QUBIT_GATES + ("cnot", "cz")  # the architecture search's pool
+CONNECTIVITIES = ("all", "linear")
+
+
+def architecture(
+    *,
+    n_qubits: int,
+    slots: Sequence[str],
+    angles: Sequence[float] | None = None,
+    measure: bool = False,
+) -> cirq.Circuit:
+    """A circuit given as a list of slots, each one gate on chosen qubits, in order.
+
+    A slot is ``none`` (no gate), ``GATE_Q`` for a one-qubit gate (``h_0``, ``ry_2``) or
+    ``GATE_A_B`` for a two-qubit gate (``cnot_0_1``: control 0, target 1; ``cz_1_2``).
+    Gates: h x y z s t rx ry rz cnot cz. A rotation in slot i turns by ``angles[i]``
+    (null: pi/2 for every rotation). This is the circuit family the architecture search
+    (``+optimize=circuit_automl``) explores: its slots are the search space.
+    """
+    n = _check_int("n_qubits", n_qubits, 1)
+    if isinstance(slots, str):
+        slots = [slots]
+    _check_size("slots", len(slots), 1, n, shown=f"[{len(slots)} slots]")
+    if angles is not None and len(angles) != len(slots):
+        raise CircuitError(
+            f"circuit.angles has {len(angles)} values for {len(slots)} slots: give one angle per "
+            "slot (used by rotations) or null for pi/2"
+        )
+    qubits = cirq.LineQubit.range(n)
+    circuit = cirq.Circuit()
+    for i, slot in enumerate(slots):
+        gate = parse_slot(slot, n, f"circuit.slots[{i}]")
+        if gate is None:
+            continue
+        name, targets = gate
+        on = [qubits[q] for q in targets]
+        if name in _ROTATIONS:
+            circuit.append(_ROTATIONS[name](np.pi / 2 if angles is None else float(angles[i]))(*on))
+        else:
+            circuit.append({**_FIXED_1Q, **_FIXED_2Q}[name](*on))
+    return _finish(circuit, qubits, measure)
+
+
+def parse_slot(slot: str, n_qubits: int, key: str) -> tuple[str, tuple[int, ...]] | None:
+    """``cnot_0_1`` -> ("cnot", (0, 1)); ``none`` -> None; a bad slot is a CircuitError."""
+    text = str(slot).strip().lower()
+    if text == "none":
+        return None
+    name, *rest = text.split("_")
+    arity = 2 if name in ("cnot", "cz") else 1 if name in SINGLE_QUBIT_GATES else 0
+    try:
+        targets = tuple(int(q) for q in rest)
+    except ValueError:
+        targets = ()
+    if (
+        arity == 0
+        or len(targets) != arity
+        or len(set(targets)) != arity
+        or not all(0 <= q < n_qubits for q in targets)
+    ):
+        raise CircuitError(
+            f"{key}={slot!r} is invalid: a slot is none, GATE_Q (h x y z s t rx ry rz) or "
+            f"GATE_A_B (cnot cz) on distinct qubits in [0, {n_qubits - 1}], e.g. h_0, cnot_0_1"
+        )
+    return name, targets
+
+
+def architecture_slots(
+    n_qubits: int, gates: Sequence[str] = ARCHITECTURE_GATES, connectivity: str = "all"
+) -> list[str]:
+    """Every value a slot can take with this gate pool: ``none`` first, then each gate on
+    each qubit (two-qubit gates on every ordered pair for cnot, every pair for cz; with
+    ``linear`` connectivity only neighbours)."""
+    pool = _check_gate_pool("gates", gates, ARCHITECTURE_GATES)
+    if connectivity not in CONNECTIVITIES:
+        raise CircuitError(
+            f"connectivity={connectivity!r} is invalid: must be one of {', '.join(CONNECTIVITIES)}"
+        )
+    n = n_qubits
+    pairs = [(a, b) for a in range(n) for b in range(n) if a != b]
+    if connectivity == "linear":
+        pairs = [(a, b) for a, b in pairs if abs(a - b) == 1]
+    out = ["none"]
+    for name in pool:
+        if name in SINGLE_QUBIT_GATES:
+            out += [f"{name}_{q}" for q in range(n)]
+        else:
+            out += [f"{name}_{a}_{b}" for a, b in pairs if name == "cnot" or a < b]
+    return out
+
+
+def target_state(target: str, n_qubits: int) -> np.ndarray:
+    """The pure state ``target`` names, as a 2^n vector in Cirq's order: ``ghz``, ``w``, a
+    bitstring (``0101``: a basis state, qubit 0 first), or the path of an OpenQASM file
+    whose noiseless output state (on ``n_qubits`` qubits) is the target."""
+    n = n_qubits
+    text = str(target).strip()
+    vector = np.zeros(2**n, dtype=np.complex128)
+    if text.lower() == "ghz":
+        vector[0] = vector[-1] = 1 / np.sqrt(2)
+    elif text.lower() == "w":
+        if n < 2:
+            raise CircuitError("optimize.target=w needs at least 2 qubits")
+        for q in range(n):
+            vector[1 << (n - 1 - q)] = 1 / np.sqrt(n)
+    elif text and set(text) <= {"0", "1"}:
+        if len(text) != n:
+            raise CircuitError(
+                f"optimize.target={text!r} is a basis state of {len(text)} qubits: "
+                f"the circuit has {n}"
+            )
+        vector[int(text, 2)] = 1.0
+    else:
+        path = Path(text)
+        if path.suffix.lower() != ".qasm" and not path.exists():
+            raise CircuitError(
+                f"optimize.target={text!r} is invalid: must be ghz, w, a bitstring of {n} "
+                "bits (a basis state) or the path of an OpenQASM file"
+            )
+        circuit = cirq.drop_terminal_measurements(read_qasm(path, "optimize.target"))
+        qubits = sorted(circuit.all_qubits())
+        if len(qubits) > n:
+            raise CircuitError(
+                f"optimize.target={text!r}: the file's circuit acts on {len(qubits)} qubits, "
+                f"the circuit has {n}"
+            )
+        order = qubits + [q for q in cirq.LineQubit.range(n) if q not in qubits][: n - len(qubits)]
+        vector = cirq.final_state_vector(circuit, qubit_order=order, dtype=np.complex128)
+    return vector
+
+
 _QASM_LINE = re.compile(r"\bat line (\d+)")
 # "OPENQASM 3;" is OpenQASM 3.0 (Cirq's parser only knows the spelling "3.0")
 _QASM3_SHORT = re.compile(r"^([ \t]*)OPENQASM[ \t]+3[ \t]*;", re.MULTILINE)
@@ -394,11 +543,18 @@ def from_qasm(*, path: str | Path, measure: bool = False) -> cirq.Circuit:
     too large, malformed, no qubits, more than :data:`MAX_OPERATIONS` gates) a
     :class:`CircuitError` naming ``circuit.path``, the file and what to do.
     """
+    circuit = read_qasm(Path(path), "circuit.path")
+    return _finish(
+        circuit, sorted(circuit.all_qubits()), measure and not circuit.has_measurements()
+    )
+
+
+def read_qasm(path: Path, setting: str) -> cirq.Circuit:
+    """The circuit of an OpenQASM file (see :func:`from_qasm`); errors name ``setting``."""
     from cirq.contrib.qasm_import import QasmException  # needs ``ply``
     from cirq.contrib.qasm_import._parser import QasmParser
 
-    path = Path(path)
-    key = f"circuit.path={str(path)!r}"
+    key = f"{setting}={str(path)!r}"
     text = _read_qasm(path, key)
     try:
         parsed = QasmParser().parse(_QASM3_SHORT.sub(r"\1OPENQASM 3.0;", text, count=1))
@@ -425,7 +581,7 @@ def from_qasm(*, path: str | Path, measure: bool = False) -> cirq.Circuit:
     if not qubits:
         raise CircuitError(
             f"{key}: the file's circuit acts on no qubit ({len(order)} declared, none used by "
-            "a gate or a measurement): a circuit needs at least one qubit; point circuit.path "
+            f"a gate or a measurement): a circuit needs at least one qubit; point {setting} "
             "at a file with gates"
         )
     gates = sum(1 for _ in circuit.all_operations())
@@ -435,11 +591,13 @@ def from_qasm(*, path: str | Path, measure: bool = False) -> cirq.Circuit:
             "circuit may have (preparing a million gates takes about a minute); shorten "
             "the circuit"
         )
-    return _finish(circuit, qubits, measure and not circuit.has_measurements())
+    return circuit
 
 
 def _read_qasm(path: Path, key: str) -> str:
-    """The text of an OpenQASM file, or the error that says why it cannot be used."""
+    """The text of an OpenQASM file, or the error that says why it cannot be used
+    (``key`` is ``SETTING=PATH``)."""
+    setting = key.split("=", 1)[0]
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -451,11 +609,11 @@ def _read_qasm(path: Path, key: str) -> str:
         ) from None
     if path.is_dir():
         raise CircuitError(
-            f"{key} is a directory, not an OpenQASM file: point circuit.path at a .qasm file"
+            f"{key} is a directory, not an OpenQASM file: point {setting} at a .qasm file"
         )
     if not path.is_file():
         raise CircuitError(
-            f"{key} is not a regular file (a device, a pipe or a socket): point circuit.path "
+            f"{key} is not a regular file (a device, a pipe or a socket): point {setting} "
             "at a .qasm file"
         )
     if info.st_size > QASM_MAX_BYTES:
@@ -469,7 +627,7 @@ def _read_qasm(path: Path, key: str) -> str:
     except PermissionError:
         raise CircuitError(
             f"{key}: permission denied reading the QASM file: make it readable by this user "
-            f"(chmod a+r {str(path)!r}) or point circuit.path at a copy"
+            f"(chmod a+r {str(path)!r}) or point {setting} at a copy"
         ) from None
     except OSError as exc:
         raise CircuitError(
@@ -495,6 +653,7 @@ CIRCUIT_BUILDERS: dict[str, Callable[..., cirq.Circuit]] = {
     "qaoa": qaoa,
     "vqe": vqe,
     "grover": grover,
+    "architecture": architecture,
     "qasm": from_qasm,
 }
 

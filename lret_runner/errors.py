@@ -46,6 +46,10 @@ class RunTimeout(UserError, RuntimeError):
     """``run.timeout_seconds`` ran out between two moments."""
 
 
+class ObjectiveUndefined(UserError, ValueError):
+    """An Optuna trial's objective has no value for its run (the trial is recorded failed)."""
+
+
 class TrackingError(UserError):
     """The tracking store cannot be used, or a session or run in it does not exist."""
 

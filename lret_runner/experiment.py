@@ -79,6 +79,13 @@ class RunResult:
     counts: dict[str, int] | None = None
     probabilities: list[float] | None = None
     expectation_values: dict[str, float] = field(default_factory=dict)
+    energy: float | None = None  # tr(H rho) for the configured hamiltonian
+    expected_cut: float | None = None  # qaoa: the expected cut size of the final state
+    max_cut: int | None = None  # qaoa: the graph's maximum cut (by enumeration, n <= 20)
+    target_fidelity: float | None = None  # <psi|rho|psi> for optimize.target
+    two_qubit_gates: int | None = None  # in the noiseless circuit
+    # Optuna trials: the objective values returned to the sweeper ({metric: value})
+    objectives: dict[str, float] = field(default_factory=dict)
     error: str | None = None
     reused: bool = False  # sweep.resume: an earlier FINISHED run of this config, not run again
     threads: int | None = None  # BLAS threads the engine ran with
@@ -96,6 +103,7 @@ class RunResult:
         """The registry's metrics and the expectation values, as MLflow metrics."""
         out: dict[str, float | None] = {m.key: getattr(self, m.key) for m in V.METRICS}
         out.update({f"{V.EXPVAL_PREFIX}{k}": v for k, v in self.expectation_values.items()})
+        out.update({f"{V.OBJECTIVE_PREFIX}{k}": v for k, v in self.objectives.items()})
         return out
 
 
@@ -116,6 +124,10 @@ class Prepared:
     observables: list[str] = field(default_factory=list)
     save_probabilities: bool = False
     threads: int | None = None  # BLAS threads while simulating (None: threads.default_threads)
+    hamiltonian: metrics.PauliSum | None = None  # whose energy to report
+    cut_edges: list[tuple[int, int]] | None = None  # qaoa: the MaxCut graph
+    target: Any = None  # a 2^n state vector: report target_fidelity
+    two_qubit_gates: int | None = None
     cfg: Any = None  # the config it came from (None when prepared from a circuit)
 
     @property
@@ -128,7 +140,9 @@ class Prepared:
 
 def prepare(cfg: Any) -> Prepared:
     """Validate ``cfg`` and build everything its run needs (see the module docstring)."""
-    from lret_runner.circuits import build_circuit
+    import cirq
+
+    from lret_runner.circuits import build_circuit, target_state
     from lret_runner.config import check_known_keys, check_option_names, plain
     from lret_runner.errors import CircuitError
     from lret_runner.noise import add_noise, build_noise_model
@@ -157,6 +171,7 @@ def prepare(cfg: Any) -> Prepared:
         )
     noise_params = dict(plain(cfg.noise))
     model = build_noise_model(noise_params.pop("name"), **noise_params)
+    n = len(circuit.all_qubits())
     return prepare_circuit(
         add_noise(circuit, model),
         simulator=simulator_name,
@@ -174,8 +189,47 @@ def prepare(cfg: Any) -> Prepared:
         observables=list(run.observables),
         save_probabilities=run.save_probabilities,
         threads=cfg.backend.threads,
+        hamiltonian=hamiltonian_terms(cfg.hamiltonian, n),
+        cut_edges=_maxcut_graph(circuit_params) if name == "qaoa" else None,
+        target=None if cfg.optimize.target is None else target_state(cfg.optimize.target, n),
+        two_qubit_gates=sum(
+            1
+            for op in circuit.all_operations()
+            if len(op.qubits) == 2 and not cirq.is_measurement(op)
+        ),
         cfg=cfg,
     )
+
+
+def _maxcut_graph(params: dict[str, Any]) -> list[tuple[int, int]]:
+    from lret_runner.circuits import qaoa_edges
+
+    keys = ("n_qubits", "graph", "edge_probability", "seed")
+    return qaoa_edges(**{k: params[k] for k in keys})
+
+
+def hamiltonian_terms(node: Any, n_qubits: int) -> metrics.PauliSum | None:
+    """The ``hamiltonian`` option as a Pauli sum on ``n_qubits`` (None for ``none``)."""
+    from lret_runner.config import plain
+
+    params = dict(plain(node))
+    name = params.pop("name")
+    if name == "none":
+        return None
+    if name == "ising":
+        return metrics.ising_chain(n_qubits, **params)
+    terms = []
+    for pauli, coeff in params["terms"].items():
+        try:
+            terms.append((metrics.validate_pauli(str(pauli), n_qubits), float(coeff)))
+        except ValueError as exc:
+            raise ConfigError(f"hamiltonian.terms.{pauli}: {exc}") from None
+    if not terms:
+        raise ConfigError(
+            "hamiltonian.terms is empty: a Pauli-sum Hamiltonian needs at least one term "
+            "such as {ZZ: -1.0}"
+        )
+    return terms
 
 
 def prepare_circuit(
@@ -192,6 +246,10 @@ def prepare_circuit(
     observables: Sequence[str] = (),
     save_probabilities: bool = False,
     threads: int | None = None,
+    hamiltonian: metrics.PauliSum | None = None,
+    cut_edges: list[tuple[int, int]] | None = None,
+    target: Any = None,
+    two_qubit_gates: int | None = None,
     cfg: Any = None,
 ) -> Prepared:
     """Prepare an already noisy circuit: check what to measure, compile once, pick the engine
@@ -240,6 +298,10 @@ def prepare_circuit(
         observables=checked,
         save_probabilities=save_probabilities,
         threads=threads,
+        hamiltonian=hamiltonian,
+        cut_edges=cut_edges,
+        target=target,
+        two_qubit_gates=two_qubit_gates,
         cfg=cfg,
     )
 
@@ -280,7 +342,15 @@ def simulate(
             counts=metrics.sample_counts(probs, p.shots, p.seed) if p.shots > 0 else None,
             probabilities=probs.tolist() if p.save_probabilities else None,
             expectation_values={q: metrics.expectation(out.state, q) for q in p.observables},
+            two_qubit_gates=p.two_qubit_gates,
         )
+        if p.hamiltonian is not None:
+            result.energy = metrics.energy(out.state, p.hamiltonian)
+        if p.cut_edges is not None:
+            result.expected_cut = metrics.expected_cut(out.state, p.cut_edges)
+            result.max_cut = metrics.max_cut(p.n_qubits, p.cut_edges)
+        if p.target is not None:
+            result.target_fidelity = metrics.state_overlap(out.state, p.target)
         if p.compare_to_exact:
             _compare(result, out, p)
     return result, out
@@ -325,6 +395,7 @@ def run(
     batch: str | None = None,
     job_num: int | None = None,
     recording: Recording = _unguarded,
+    score: Callable[[RunResult], dict[str, float]] | None = None,
 ) -> RunResult:
     """Simulate a prepared config and record it; returns the result whatever its status.
 
@@ -339,6 +410,9 @@ def run(
     ends the run KILLED (or lets it finish recording) instead of leaving it half-written.
     Once the run exists, every failure ends it FAILED (KILLED for an interrupt) with the
     error, and ``result.json`` says the same as MLflow.
+
+    ``score(result)`` (an Optuna trial's objectives) fills ``result.objectives`` before the
+    run is recorded; an error it raises ends the run FAILED.
     """
     cfg = prepared.cfg
     if cfg.lineage.parent is not None:
@@ -347,10 +421,17 @@ def run(
         previous = tracker.finished_run(cfg.session.name, _config_hash(cfg, prepared))
         if previous is not None:
             return _reuse(prepared, tracker, previous, batch, job_num)
+
+    def compute() -> RunResult:
+        result = simulate(prepared, progress)[0]
+        if score is not None:
+            result.objectives = score(result)
+        return result
+
     return _recorded(
         cfg,
         tracker,
-        lambda: simulate(prepared, progress)[0],
+        compute,
         prepared=prepared,
         output_dir=output_dir,
         batch=batch,

@@ -179,3 +179,68 @@ def sample_counts(probs: np.ndarray, shots: int, seed: int | None) -> dict[str, 
     counts = np.random.default_rng(seed).multinomial(shots, probs)
     nz = np.flatnonzero(counts)
     return {bitstring(int(i), n): int(counts[i]) for i in nz}
+
+
+# ---------------------------------------------------------------- Hamiltonians, cuts, targets
+PauliSum = list[tuple[str, float]]  # (Pauli string, real coefficient)
+
+
+def ising_chain(n_qubits: int, coupling: float, field: float, periodic: bool) -> PauliSum:
+    """H = -coupling sum Z_i Z_(i+1) - field sum X_i as a Pauli sum (a ring if periodic)."""
+    n = n_qubits
+    bonds = [(i, i + 1) for i in range(n - 1)]
+    if periodic and n > 2:
+        bonds.append((n - 1, 0))
+    terms = [(_pauli_on(n, {i: "Z", j: "Z"}), -coupling) for i, j in bonds]
+    return terms + [(_pauli_on(n, {i: "X"}), -field) for i in range(n)]
+
+
+def _pauli_on(n_qubits: int, ops: dict[int, str]) -> str:
+    return "".join(ops.get(q, "I") for q in range(n_qubits))
+
+
+def energy(state: State, hamiltonian: PauliSum) -> float:
+    """tr(H rho) for H a Pauli sum, exactly from the state (no sampling)."""
+    return float(sum(c * expectation(state, p) for p, c in hamiltonian))
+
+
+def pauli_sum_matrix(hamiltonian: PauliSum) -> np.ndarray:
+    """H as a dense 2^n x 2^n matrix (for references: ground energies by diagonalisation)."""
+    out = 0
+    for pauli, c in hamiltonian:
+        term = np.eye(1)
+        for p in pauli:
+            term = np.kron(term, PAULI[p])
+        out = out + c * term
+    return np.asarray(out)
+
+
+def expected_cut(state: State, edges: list[tuple[int, int]]) -> float:
+    """<C> for the cut size C = sum over edges of (1 - Z_i Z_j) / 2."""
+    n = state.n_qubits
+    return float(
+        sum((1 - expectation(state, _pauli_on(n, {i: "Z", j: "Z"}))) / 2 for i, j in edges)
+    )
+
+
+MAX_CUT_MAX_QUBITS = 20  # the exact maximum cut is found by enumeration up to this size
+
+
+def max_cut(n_qubits: int, edges: list[tuple[int, int]]) -> int | None:
+    """The largest cut of the graph, by enumerating the 2^n partitions (None beyond
+    :data:`MAX_CUT_MAX_QUBITS` qubits)."""
+    if n_qubits > MAX_CUT_MAX_QUBITS:
+        return None
+    x = np.arange(2**n_qubits)
+    best = np.zeros(2**n_qubits, dtype=np.int64)
+    for i, j in edges:  # bit of qubit q: (x >> (n - 1 - q)) & 1
+        best += ((x >> (n_qubits - 1 - i)) ^ (x >> (n_qubits - 1 - j))) & 1
+    return int(best.max())
+
+
+def state_overlap(state: State, vector: np.ndarray) -> float:
+    """<psi|rho|psi>: the fidelity of rho with the pure state psi."""
+    psi = vector.astype(np.complex128) / np.linalg.norm(vector)
+    if isinstance(state, LowRank):
+        return float(np.sum(np.abs(psi.conj() @ state.factor) ** 2))
+    return float((psi.conj() @ state.matrix @ psi).real)

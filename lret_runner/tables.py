@@ -138,13 +138,19 @@ RUN_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("depth", "depth", "int"),
 )
 KEY_METRICS: tuple[tuple[str, str, str], ...] = tuple((m.label, m.key, m.fmt) for m in METRICS)
+_OPTIONAL = {m.key for m in METRICS if m.optional}
 
 
 def metric_lines(
     result: Mapping[str, Any], rows: Sequence[tuple[str, str, str]] = KEY_METRICS
 ) -> list[tuple[str, str]]:
-    """(label, formatted value) for each row; the terminal table and the summary PNG share it."""
-    return [(label, fmt(result.get(key), kind)) for label, key, kind in rows]
+    """(label, formatted value) for each row; the terminal table and the summary PNG share it.
+    An optional metric (energy, expected cut, ...) the run does not have is left out."""
+    return [
+        (label, fmt(result.get(key), kind))
+        for label, key, kind in rows
+        if not (result.get(key) is None and key in _OPTIONAL)
+    ]
 
 
 def metrics_table(result: Mapping[str, Any]) -> Table:

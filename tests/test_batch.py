@@ -41,7 +41,7 @@ def test_close_counts_the_jobs_once_and_ends_a_running_one(tracker, monkeypatch)
         return original(self, parent_run_id)
 
     monkeypatch.setattr(tracker.queries.__class__, "batch_children", counted)
-    status, counts, jobs = callback._close(parent)
+    status, counts, jobs, study = callback._close(parent)
     assert counts == {"completed": 1, "failed": 1, "killed": 1, "skipped": 0}
     assert status == "KILLED"  # a job was killed: the sweep did not run to its end
     assert len(searches) == 2  # the children once to count them, once for the summary
@@ -60,7 +60,7 @@ def test_close_counts_skipped_jobs_from_the_parents_tags(tracker) -> None:
     _child(tracker, parent, 1, "FINISHED")
     callback = BatchCallback()
     callback.tracker, callback.total = tracker, 2
-    status, counts, jobs = callback._close(parent)
+    status, counts, jobs, study = callback._close(parent)
     assert status == "FINISHED"
     assert counts == {"completed": 1, "failed": 0, "killed": 0, "skipped": 1}
     assert [j.run_id for j in jobs] == [earlier, jobs[1].run_id]

@@ -54,6 +54,7 @@ def test_registry_names() -> None:
         "qaoa",
         "vqe",
         "grover",
+        "architecture",
         "qasm",
     }
 

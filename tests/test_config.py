@@ -22,7 +22,7 @@ from lret_runner.config.schemas import OPTIONS
 from lret_runner.errors import CircuitFileNotFound, ConfigError
 from lret_runner.experiment import prepare
 
-GROUPS = ("circuit", "noise", "simulator", "backend", "cloud", "tracking")
+GROUPS = ("circuit", "noise", "simulator", "backend", "cloud", "tracking", "hamiltonian")
 PRESETS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 GROUP_OPTIONS = sorted((g, p.stem) for g in GROUPS for p in (CONF_DIR / g).glob("*.yaml"))
 
@@ -55,11 +55,20 @@ def test_every_preset_is_a_global_package(preset: str) -> None:
     assert first.strip() == "# @package _global_"
 
 
+# what an option needs from the rest of the config (the H2 Hamiltonian acts on two qubits)
+NEEDS = {("hamiltonian", "h2"): ["circuit.n_qubits=2"]}
+
+
 @pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS)
 def test_every_group_option_composes_and_validates(group: str, option: str) -> None:
-    cfg = compose_cfg([f"{group}={option}"])
+    cfg = compose_cfg([f"{group}={option}", *NEEDS.get((group, option), [])])
     assert cfg[group].name == option
     prepare(cfg)
+
+
+def test_a_hamiltonian_of_the_wrong_size_names_its_term() -> None:
+    with pytest.raises(ConfigError, match=r"hamiltonian\.terms\.II: .*need a string of 4"):
+        prepare(compose_cfg(["hamiltonian=h2", "circuit.n_qubits=4"]))
 
 
 def test_qasm_option_resolves_the_shipped_file() -> None:

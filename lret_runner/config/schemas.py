@@ -72,8 +72,11 @@ class QaoaCircuitConfig:
 class VqeCircuitConfig:
     name: str = "vqe"
     n_qubits: int = 4  # number of qubits
-    depth: int = 2  # ansatz layers (RY, RZ, CNOT chain)
-    seed: int = 0  # seed of the angles
+    depth: int = 2  # ansatz layers: the rotations on every qubit, then a CNOT chain
+    seed: int = 0  # seed of the angles when they are not given
+    rotations: list[str] = field(default_factory=lambda: ["ry", "rz"])  # per layer, in order
+    # depth x len(rotations) x n_qubits angles (layer, rotation, qubit); null: seeded
+    angles: list[float] | None = None
     measure: bool = True  # append a terminal measurement of every qubit
 
 
@@ -85,6 +88,16 @@ class GroverCircuitConfig:
     seed: int = 0  # seed of the marked bitstring when it is not given
     marked: str | None = None  # marked bitstring (null: seeded)
     iterations: int | None = None  # null: the optimal floor(pi/4 sqrt(2^n))
+
+
+@dataclass
+class ArchitectureCircuitConfig:
+    name: str = "architecture"
+    n_qubits: int = 3  # number of qubits
+    # the gates in order: none, GATE_Q (h_0, ry_2) or GATE_A_B (cnot_0_1, cz_1_2)
+    slots: list[str] = field(default_factory=lambda: ["h_0", "cnot_0_1", "cnot_1_2"])
+    angles: list[float] | None = None  # the angle of a rotation in slot i (null: pi/2 each)
+    measure: bool = True  # append a terminal measurement of every qubit
 
 
 @dataclass
@@ -213,6 +226,39 @@ class CirqSimulatorConfig:
     name: str = "cirq"
 
 
+# ---------------------------------------------------------------- hamiltonian/
+@dataclass
+class NoHamiltonianConfig:
+    name: str = "none"  # no energy is computed
+
+
+@dataclass
+class PauliHamiltonianConfig:
+    """A Hamiltonian as a sum of Pauli strings with real coefficients."""
+
+    name: str = "pauli"
+    # Pauli string (character q acts on qubit q) -> coefficient, e.g. {ZZ: -1.0, XI: 0.5}
+    terms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class H2HamiltonianConfig(PauliHamiltonianConfig):
+    """H2 (STO-3G, 0.735 angstrom) on two qubits: the terms are in conf/hamiltonian/h2.yaml."""
+
+    name: str = "h2"
+
+
+@dataclass
+class IsingHamiltonianConfig:
+    """The transverse-field Ising chain on the circuit's qubits:
+    H = -coupling sum Z_i Z_(i+1) - field sum X_i."""
+
+    name: str = "ising"
+    coupling: float = 1.0  # J
+    field: float = 1.0  # h, the transverse field
+    periodic: bool = False  # close the chain into a ring
+
+
 # ---------------------------------------------------------------- backend/ cloud/ tracking/
 @dataclass
 class CpuBackendConfig:
@@ -279,6 +325,45 @@ class SweepConfig:
 
 
 @dataclass
+class OptimizeConfig:
+    """What an Optuna sweep (``+optimize=NAME``) optimises and how it searches.
+
+    Read by the task (the objective it returns), by the sweeper (sampler, study, search
+    space) and by the batch run's report; a plain run ignores it except ``target``."""
+
+    # a result metric (fidelity, infidelity, energy, expected_cut, simulation_time_seconds,
+    # target_fidelity, fitness, expval_<PAULI>, ...), or a list of them for several objectives
+    objective: Any = "fidelity"
+    direction: Any = "maximize"  # minimize or maximize, or a list matching objective
+    # tpe random grid cmaes gp qmc nsgaii (null: hydra/sweeper/sampler decides)
+    sampler: str | None = None
+    seed: int | None = 0  # the sampler's seed (null: random)
+    n_startup_trials: int = 10  # tpe, gp, cmaes: random trials before the model takes over
+    # the search space the sweeper adds to hydra.sweeper.params: angles (the vqe or qaoa
+    # circuit's angles), architecture (the architecture circuit's slots), or null
+    space: str | None = None
+    study_name: str | None = None  # null: <session.name>-<preset>
+    storage: str | None = None  # null: sqlite optuna.db next to the MLflow store
+    # single objective: a trial with fidelity below this is penalised (see penalty)
+    min_fidelity: float | None = None
+    penalty: float = 100.0  # per unit of fidelity below min_fidelity, against the objective
+    # target state for target_fidelity and fitness: ghz, w, a bitstring, a .qasm path
+    target: str | None = None
+    two_qubit_penalty: float = 0.0  # fitness = target_fidelity - this x two-qubit gates
+    max_depth: int = 6  # architecture: slots searched
+    gates: list[str] = field(
+        default_factory=lambda: ["h", "x", "y", "z", "s", "t", "rx", "ry", "rz", "cnot", "cz"]
+    )  # architecture: the gate pool
+    connectivity: str = "all"  # architecture: two-qubit gates on all pairs or linear neighbours
+    search_angles: bool = False  # architecture: search each rotation's angle too (else pi/2)
+    population_size: int = 50  # nsgaii: individuals per generation
+    mutation_prob: float | None = None  # nsgaii: per parameter (null: 1 / parameters)
+    crossover_prob: float = 0.9  # nsgaii: probability a child is a crossover
+    swapping_prob: float = 0.5  # nsgaii: uniform crossover's per-parameter swap probability
+    stop_at: float | None = None  # end the study once a trial's objective reaches this
+
+
+@dataclass
 class LretRunnerConfig:
     """The whole config. The groups are ``Any`` here because each option brings its own
     schema; their keys are still closed: composition refuses an unknown key, and a key
@@ -291,11 +376,13 @@ class LretRunnerConfig:
     backend: Any = MISSING
     cloud: Any = MISSING
     tracking: Any = MISSING
+    hamiltonian: Any = MISSING
     run: RunConfig = field(default_factory=RunConfig)
     session: SessionConfig = field(default_factory=SessionConfig)
     lineage: LineageConfig = field(default_factory=LineageConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     tags: dict[str, str] = field(default_factory=dict)  # extra MLflow tags
+    optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
 
 
 # group -> option -> schema; conf/<group>/<option>.yaml extends "<option>_schema"
@@ -309,6 +396,7 @@ OPTIONS: dict[str, dict[str, type]] = {
         "vqe": VqeCircuitConfig,
         "grover": GroverCircuitConfig,
         "qasm": QasmCircuitConfig,
+        "architecture": ArchitectureCircuitConfig,
     },
     "noise": {
         "none": NoNoiseConfig,
@@ -330,4 +418,10 @@ OPTIONS: dict[str, dict[str, type]] = {
     "backend": {"cpu": CpuBackendConfig},
     "cloud": {"local": LocalCloudConfig},
     "tracking": {"mlflow": MlflowTrackingConfig, "none": NoTrackingConfig},
+    "hamiltonian": {
+        "none": NoHamiltonianConfig,
+        "pauli": PauliHamiltonianConfig,
+        "h2": H2HamiltonianConfig,
+        "ising": IsingHamiltonianConfig,
+    },
 }

@@ -30,6 +30,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from lret_runner.optimize.study import is_optuna
 from lret_runner.task.terminal import cancel_sweep
 from lret_runner.tracking import vocabulary as V
 
@@ -113,6 +114,7 @@ class BatchCallback(Callback):
         self.parent_run_id: str | None = None
         self.tracker: Any = None
         self.total = 0
+        self.study: Any = None  # an Optuna sweep's config: its study is reported at the end
         self._previous: dict[int, Any] = {}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
@@ -140,7 +142,13 @@ class BatchCallback(Callback):
         with contextlib.suppress(ValueError):  # ValueError: not the main thread
             self._previous = {s: signal.signal(s, cancel_sweep) for s in _SIGNALS}
         os.environ[PARALLEL_ENV] = str(parallel_jobs(config))  # each job's BLAS threads
-        self.tracker = make_tracker(config.tracking, Path(HydraConfig.get().runtime.cwd))
+        root = Path(HydraConfig.get().runtime.cwd)
+        if is_optuna(config.hydra):  # an objective it cannot produce: refused before trial 1
+            from lret_runner.optimize.study import check
+
+            check(config, root)
+            self.study = config
+        self.tracker = make_tracker(config.tracking, root)
         if not self.tracker.records:
             return
         if config.sweep.resume:  # runs a killed earlier attempt left RUNNING
@@ -176,17 +184,21 @@ class BatchCallback(Callback):
         parent_run_id, self.parent_run_id = self.parent_run_id, None
         os.environ.pop(V.BATCH_ENV, None)
         try:
-            status, counts, jobs = self._close(parent_run_id)
+            status, counts, jobs, study = self._close(parent_run_id)
         except Exception as exc:
             _abort(f"the sweep's batch run {parent_run_id} could not be closed: {exc}", exc, 1)
         print(_summary_text(parent_run_id, config.session.name, status, counts, jobs))
+        if study:
+            print("\n".join(study))
         if status == "KILLED":
             _abort(f"batch {parent_run_id} KILLED: the sweep was interrupted", None, 130)
         if status == "FAILED":
             failed = counts["failed"]
             _abort(f"batch {parent_run_id} FAILED: {failed} of {self.total} jobs failed", None, 1)
 
-    def _close(self, parent_run_id: str) -> tuple[str, dict[str, int], list[Any]]:
+    def _close(self, parent_run_id: str) -> tuple[str, dict[str, int], list[Any], list[str]]:
+        from hydra.core.hydra_config import HydraConfig
+
         from lret_runner.tracking.owners import gone
 
         children = self.tracker.batch_children(parent_run_id)
@@ -197,15 +209,22 @@ class BatchCallback(Callback):
                 self.tracker.end_run(run.run_id, "KILLED")
                 children[i] = dataclasses.replace(run, status="KILLED")
         counts = self.tracker.refresh_counts(parent_run_id, children)
+        jobs = self.tracker.batch_jobs(parent_run_id)
+        study: list[str] = []
+        if self.study is not None:  # the study's outcome; its trials are the jobs
+            from lret_runner.optimize.report import report
+
+            root = Path(HydraConfig.get().runtime.cwd)
+            # a grid or optimize.stop_at may end it before n_trials
+            study, self.total = report(self.tracker, parent_run_id, self.study, root, jobs)
         done = counts["completed"] + counts["failed"] + counts["skipped"]
         cancelled = counts["killed"] > 0 or done < self.total
-        jobs = self.tracker.batch_jobs(parent_run_id)
         if jobs:
             write_summary(self.tracker, parent_run_id, [r.row() for r in jobs])
         self.tracker.set_tags(parent_run_id, {V.CANCELLED: str(cancelled).lower(), **counts})
         status = "KILLED" if cancelled else "FAILED" if counts["failed"] else "FINISHED"
         self.tracker.end_run(parent_run_id, status)
-        return status, counts, jobs
+        return status, counts, jobs, study
 
 
 def _summary_text(

@@ -187,6 +187,7 @@ def execute(
     root: Path | None = None,
     job_num: int | None = None,
     batch: str | None = None,
+    score: Any = None,
 ) -> tuple[RunResult, BaseException | None]:
     """Prepare and run one config with progress and signals, and print its summary.
 
@@ -196,6 +197,7 @@ def execute(
     :class:`UserError` before anything is recorded, except inside a batch, where any
     failure to prepare is recorded as a FAILED child so that the sweep shows it; a
     timeout while preparing is recorded FAILED in any case (it is not the config's fault).
+    ``score`` computes an Optuna trial's objectives (:func:`lret_runner.experiment.run`).
     """
     from lret_runner import experiment
     from lret_runner.tracking import make_tracker
@@ -219,7 +221,12 @@ def execute(
                 )
             else:
                 result = experiment.run(
-                    prepared, tracker, progress=progress, recording=signals.recording, **options
+                    prepared,
+                    tracker,
+                    progress=progress,
+                    recording=signals.recording,
+                    score=score,
+                    **options,
                 )
     finally:
         progress.close()
@@ -228,9 +235,9 @@ def execute(
     return result, signals.pending
 
 
-def run_from_hydra(cfg: DictConfig) -> float | None:
-    """The ``@hydra.main`` task (see the module docstring). Returns the fidelity (the value
-    an Optuna sweep optimises) when there is one."""
+def run_from_hydra(cfg: DictConfig) -> float | list[float] | None:
+    """The ``@hydra.main`` task (see the module docstring). In an Optuna sweep it returns
+    the trial's objective value(s) (``optimize.objective``); otherwise nothing."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -241,6 +248,14 @@ def run_from_hydra(cfg: DictConfig) -> float | None:
     multirun = hc.mode == RunMode.MULTIRUN
     if multirun and _sweep_cancelled:
         raise KeyboardInterrupt("the sweep was interrupted: no further job starts")
+    score = None
+    if multirun:
+        from lret_runner.optimize.study import is_optuna
+
+        if is_optuna(hc):
+            from lret_runner.optimize.objectives import scorer
+
+            score = scorer(cfg)
     try:
         result, interrupt = execute(
             cfg,
@@ -248,6 +263,7 @@ def run_from_hydra(cfg: DictConfig) -> float | None:
             root=Path(hc.runtime.cwd),
             job_num=hc.job.num if multirun else None,
             batch=os.environ.get(BATCH_ENV) if multirun else None,
+            score=score,
         )
     except UserError as exc:
         _report(str(exc), exc, verbose)
@@ -270,7 +286,11 @@ def run_from_hydra(cfg: DictConfig) -> float | None:
             _cancel_sweep(message)
         sys.exit(130)
     if result.status == "FINISHED":
-        return result.fidelity
+        if score is None:
+            return None
+        from lret_runner.optimize.objectives import returned
+
+        return returned(result.objectives)
     message = f"run {result.run_id} {result.status}: {result.error}"
     _report(message, result.exception, verbose)
     if result.status == "KILLED":

@@ -49,6 +49,7 @@ class Metric:
     fmt: str  # how tables format it: time mb sci 6f int g
     higher_is_better: bool | None  # None: neither (a property, not a score)
     unit: str = ""  # for axis labels
+    optional: bool = False  # only some runs have it (a Hamiltonian, a target): hidden when absent
 
     @property
     def axis_label(self) -> str:
@@ -64,6 +65,11 @@ METRICS: tuple[Metric, ...] = (
     Metric("fidelity", "fidelity", "6f", True),
     Metric("trace_distance", "trace distance", "sci", False),
     Metric("purity", "purity", "6f", None),
+    Metric("energy", "energy", "6f", False, optional=True),
+    Metric("expected_cut", "expected cut", "g", True, optional=True),
+    Metric("max_cut", "maximum cut", "int", None, optional=True),
+    Metric("target_fidelity", "target fidelity", "6f", True, optional=True),
+    Metric("two_qubit_gates", "two-qubit gates", "int", None),
 )
 METRIC = {m.key: m for m in METRICS}
 
@@ -86,6 +92,7 @@ COMPARED_METRICS = (
 )
 RANK_METRIC = "rank"  # the rank after every moment, a stepped metric (step = moment)
 EXPVAL_PREFIX = "expval_"  # + Pauli string: an observable's expectation value
+OBJECTIVE_PREFIX = "objective."  # + metric: the value an Optuna trial returned for it
 
 
 # ---------------------------------------------------------------- the typed config
