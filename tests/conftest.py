@@ -85,15 +85,16 @@ def conf_dir() -> Path:
     return CONF_DIR
 
 
-def compose_config(overrides: Sequence[str] = ()) -> DictConfig:
-    """The config ``python -m lret_runner OVERRIDES`` would run (composed in-process)."""
+def compose_config(overrides: Sequence[str] = (), hydra: bool = False) -> DictConfig:
+    """The config ``python -m lret_runner OVERRIDES`` would run (composed in-process;
+    ``hydra``: with Hydra's own ``hydra`` node, as a sweep's launching process sees it)."""
     from hydra import compose, initialize_config_module
 
     from lret_runner.config import CONF_PACKAGE, register_configs
 
     register_configs()
     with initialize_config_module(config_module=CONF_PACKAGE):
-        return compose(config_name="config", overrides=list(overrides))
+        return compose(config_name="config", overrides=list(overrides), return_hydra_config=hydra)
 
 
 @pytest.fixture
