@@ -420,7 +420,10 @@ def run(
     if cfg.sweep.resume:
         previous = tracker.finished_run(cfg.session.name, _config_hash(cfg, prepared))
         if previous is not None:
-            return _reuse(prepared, tracker, previous, batch, job_num)
+            reused = _reuse(prepared, tracker, previous, batch, job_num)
+            if score is not None:  # the trial's value comes from the earlier run's metrics
+                reused.objectives = score(reused)
+            return reused
 
     def compute() -> RunResult:
         result = simulate(prepared, progress)[0]

@@ -24,16 +24,16 @@ ARTIFACT_DIR = "optimization"
 
 def report(
     tracker: Any, parent_run_id: str, cfg: Any, root: Path, jobs: list[Any]
-) -> tuple[list[str], int]:
+) -> tuple[list[str], int | None]:
     """Record the study on the parent run (see the module docstring); returns the lines to
-    print and how many trials this sweep asked for."""
+    print and how many trials this sweep asked for (None: the study was never created)."""
     import optuna
 
     storage, name = location(cfg, root)
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:  # the sweep stopped before the study was created
-        return [f"study {name!r}: not created"], 0
+        return [f"study {name!r}: not created"], None
     runs = {r.job_num: r for r in jobs if r.job_num is not None}
     mine = [t for t in study.trials if t.user_attrs.get(BATCH_ATTR) == parent_run_id]
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -87,7 +87,10 @@ def _best(
     )
     where = f", run {child.run_id}" if child is not None else ""
     lines = [f"best {objectives.names(opt)[0]} = {best.value:.6g} (trial {best.number}{where})"]
-    lines += [f"  {k} = {v}" for k, v in best.params.items()]
+    shown = list(best.params.items())
+    lines += [f"  {k} = {v}" for k, v in shown[:12]]
+    if len(shown) > 12:
+        lines.append(f"  ... and {len(shown) - 12} more (params best.* on the batch run)")
     if opt.min_fidelity is not None and child is not None:
         fidelity = child.metrics.get("fidelity")
         met = fidelity is not None and fidelity >= opt.min_fidelity

@@ -216,7 +216,8 @@ class BatchCallback(Callback):
 
             root = Path(HydraConfig.get().runtime.cwd)
             # a grid or optimize.stop_at may end it before n_trials
-            study, self.total = report(self.tracker, parent_run_id, self.study, root, jobs)
+            study, asked = report(self.tracker, parent_run_id, self.study, root, jobs)
+            self.total = self.total if asked is None else asked
         done = counts["completed"] + counts["failed"] + counts["skipped"]
         cancelled = counts["killed"] > 0 or done < self.total
         if jobs:

@@ -153,3 +153,17 @@ def test_tracked_run(installed: Installed, tmp_path: Path) -> None:
     (run,) = json.loads(out.stdout.strip().splitlines()[-1])
     assert run["status"] == "FINISHED"
     assert 0 < run["metrics"]["fidelity"] <= 1
+
+
+def test_optuna_sweeper_plugin_is_found_in_the_wheel(installed: Installed, tmp_path: Path) -> None:
+    """The presets' sweeper comes from the wheel's hydra_plugins (and its entry point)."""
+    uri = f"sqlite:///{tmp_path.resolve()}/mlruns/mlflow.db"
+    env = {**installed.env, "MLFLOW_TRACKING_URI": uri}
+    proc = _run(
+        [installed.python, "-m", "lret_runner", "-m", "+optimize=vqe_energy",
+         "hydra.sweeper.n_trials=2"],
+        cwd=tmp_path,
+        env=env,
+    )  # fmt: skip
+    assert "best energy" in proc.stdout
+    assert (tmp_path / "mlruns" / "optuna.db").is_file()
