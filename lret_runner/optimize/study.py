@@ -237,14 +237,38 @@ def problem(cfg: Any, searched: set[str]) -> dict[str, Any]:
     return json.loads(json.dumps(kept, default=str))
 
 
-def searched_keys(cfg: Any, overrides: list[str]) -> set[str]:
-    """The parameter names of the study's search space (sweeper params, command-line
-    sweeps, the generated space)."""
+def search_space(cfg: Any, overrides: list[str]) -> dict[str, Any]:
+    """The study's search space: sweeper params and command-line sweeps (a command-line
+    override of a key replaces the preset's), then the generated space."""
     from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
 
     params = [f"{k}={v}" for k, v in (cfg.hydra.sweeper.get("params") or {}).items()]
-    space, _, _ = create_params_from_overrides(params + list(overrides))
-    return set(space) | set(generated_space(cfg))
+    space, fixed, _ = create_params_from_overrides(params + list(overrides))
+    for name in fixed:
+        space.pop(name, None)
+    return {**space, **generated_space(cfg)}
+
+
+def searched_keys(cfg: Any, overrides: list[str]) -> set[str]:
+    """The parameter names of :func:`search_space`."""
+    return set(search_space(cfg, overrides))
+
+
+def check_grid(cfg: Any) -> None:
+    """``optimize.sampler=grid`` needs every searched parameter discrete."""
+    from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
+
+    if cfg.optimize.sampler != "grid":
+        return
+    for name, distribution in search_space(cfg, list(cfg.hydra.overrides.task)).items():
+        try:
+            OptunaSweeperImpl._to_grid_sampler_choices(distribution)
+        except ValueError:
+            raise ConfigError(
+                f"optimize.sampler=grid needs a discrete search space, but {name} is "
+                f"{distribution}: search it with choice(...) or range(...), or choose "
+                "another sampler"
+            ) from None
 
 
 def check_stored(cfg: Any, root: Path) -> None:
@@ -413,7 +437,7 @@ def run_study(sweeper: Any, arguments: list[str]) -> None:
         except BaseException as exc:  # an interrupt (or a launcher fault): nothing left RUNNING
             for trial in trials:
                 trial.set_user_attr(ERROR_ATTR, f"the sweep stopped: {exc!r}")
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                _tell(study, trial, state=optuna.trial.TrialState.FAIL)
             raise
         sweeper.job_idx += len(returns)
         launched += size
@@ -423,11 +447,11 @@ def run_study(sweeper: Any, arguments: list[str]) -> None:
             values, error = _trial_values(ret, len(directions))
             if values is None:
                 trial.set_user_attr(ERROR_ATTR, error)
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                _tell(study, trial, state=optuna.trial.TrialState.FAIL)
                 log.warning(f"trial {trial.number} failed: {error}")
                 failed.append(ret)
                 continue
-            study.tell(trial, values)
+            _tell(study, trial, values)
             if opt.stop_at is not None:
                 better = (
                     values[0] >= opt.stop_at
@@ -448,6 +472,16 @@ def run_study(sweeper: Any, arguments: list[str]) -> None:
         OmegaConf.create(results(study, len(directions))),
         f"{cfg.hydra.sweep.dir}/optimization_results.yaml",
     )
+
+
+def _tell(study: Any, trial: Any, values: Any = None, **kwargs: Any) -> None:
+    """``study.tell``; the grid sampler calls ``study.stop()`` once its grid is used up,
+    which Optuna refuses outside ``optimize()`` after the trial is already recorded."""
+    try:
+        study.tell(trial, values, **kwargs)
+    except RuntimeError as exc:
+        if "Study.stop" not in str(exc):
+            raise
 
 
 def results(study: Any, n_objectives: int) -> dict[str, Any]:
@@ -474,5 +508,5 @@ def check(cfg: Any, root: Path) -> None:
 
     objectives.check(cfg)
     check_sampler(cfg.optimize)
-    generated_space(cfg)
+    check_grid(cfg)
     check_stored(cfg, root)

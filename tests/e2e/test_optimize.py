@@ -240,3 +240,52 @@ def test_an_objective_it_cannot_produce_is_refused_before_the_first_trial(
     assert not (opt.root / "mlruns" / "optuna.db").exists() or not optuna.get_all_study_summaries(
         f"sqlite:///{opt.root}/mlruns/optuna.db"
     )
+
+
+def test_a_grid_study_runs_its_grid_once(opt: Study) -> None:
+    done = opt.run(
+        "+optimize=threshold_tuning",
+        "optimize.sampler=grid",
+        "hydra.sweeper.n_trials=50",  # capped at the grid's size
+        "simulator.rank_threshold=choice(0.01)",
+        "simulator.max_rank=choice(8,16)",
+        "simulator.truncation=choice(channel)",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (parent,) = opt.batches("threshold_tuning")
+    assert parent.info.status == "FINISHED"  # two trials asked, two run: not cancelled
+    assert sorted(c.data.params["simulator.max_rank"] for c in opt.children(parent)) == ["16", "8"]
+
+
+def test_a_continuous_grid_is_refused_naming_the_parameter(opt: Study) -> None:
+    done = opt.run("+optimize=threshold_tuning", "optimize.sampler=grid")
+    assert done.returncode == 1
+    assert "optimize.sampler=grid needs a discrete search space, but simulator.rank_threshold" in (
+        done.stderr
+    )
+
+
+def test_a_trial_without_its_objective_fails_and_the_study_goes_on(opt: Study) -> None:
+    # fidelity needs the exact state, skipped beyond run.exact_max_qubits=12: the 14-qubit
+    # trials have no objective, the 4-qubit ones do
+    done = opt.run(
+        "+optimize=qaoa_maxcut",
+        "optimize.objective=fidelity",
+        "run.compare_to_exact=true",
+        "simulator=lret",
+        "noise=none",
+        "circuit.n_qubits=choice(4,14)",
+        "optimize.sampler=grid",
+        "circuit.gammas=[0.4]",
+        "circuit.betas=[0.3]",
+        "optimize.space=null",
+    )
+    assert done.returncode == 1  # a batch with a failed job ends FAILED
+    trials = opt.study("qaoa_maxcut-qaoa_maxcut").trials
+    states = {t.params["circuit.n_qubits"]: t for t in trials}
+    assert states[4].state == optuna.trial.TrialState.COMPLETE
+    assert states[14].state == optuna.trial.TrialState.FAIL
+    assert "optimize.objective=fidelity has no value" in states[14].user_attrs["lret.error"]
+    (parent,) = opt.batches("qaoa_maxcut")
+    failed = [c for c in opt.children(parent) if c.info.status == "FAILED"]
+    assert len(failed) == 1 and "has no value" in failed[0].data.tags["error"]
