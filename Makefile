@@ -67,6 +67,7 @@ bench: venv
 	$(PY) benchmarks/bench_overhead.py
 	$(PY) benchmarks/bench_sweep.py
 	$(PY) benchmarks/bench_threads.py
+	$(PY) benchmarks/bench_optimize.py
 
 clean:
 	rm -rf $(VENV) .venv-test outputs multirun .pytest_cache
