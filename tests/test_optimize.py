@@ -317,3 +317,12 @@ def test_a_stored_study_for_another_problem_is_refused(tmp_path: Path) -> None:
     study.check_stored(compose_config([*overrides, "circuit.angles=[1.0,2.0]"], True), tmp_path)
     with pytest.raises(ConfigError, match=r"another problem \(noise.level"):
         study.check_stored(compose_config([*overrides, "noise.level=0.01"], True), tmp_path)
+
+
+def test_hydras_own_optuna_sweeper_must_share_the_objectives_direction(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"hydra.sweeper.direction=\['minimize'\] but"):
+        study.check(compose_config(["hydra/sweeper=optuna"], hydra=True), tmp_path)
+    study.check(
+        compose_config(["hydra/sweeper=optuna", "hydra.sweeper.direction=maximize"], hydra=True),
+        tmp_path,
+    )

@@ -54,6 +54,11 @@ def is_optuna(hydra_cfg: Any) -> bool:
     return "n_trials" in sweeper and "direction" in sweeper
 
 
+def is_lret_study(hydra_cfg: Any) -> bool:
+    """Whether the Optuna sweeper is lret_runner's (the presets'), which keeps the study."""
+    return str(hydra_cfg.sweeper.get("_target_", "")).endswith("LretOptunaSweeper")
+
+
 def preset(cfg: Any) -> str:
     """The ``+optimize=NAME`` preset of a composed config ("optimize" without one)."""
     from hydra.core.hydra_config import HydraConfig
@@ -468,10 +473,12 @@ def run_study(sweeper: Any, arguments: list[str]) -> None:
         if reached:
             log.info(f"optimize.stop_at={opt.stop_at} reached after {launched} trials: stopping")
             break
-    OmegaConf.save(
-        OmegaConf.create(results(study, len(directions))),
-        f"{cfg.hydra.sweep.dir}/optimization_results.yaml",
-    )
+    outcome = results(study, len(directions))
+    OmegaConf.save(OmegaConf.create(outcome), f"{cfg.hydra.sweep.dir}/optimization_results.yaml")
+    if "best_value" in outcome:
+        log.info(f"Best value: {outcome['best_value']}; parameters: {outcome['best_params']}")
+    else:
+        log.info(f"Pareto front: {len(outcome['solutions'])} trials")
 
 
 def _tell(study: Any, trial: Any, values: Any = None, **kwargs: Any) -> None:
@@ -502,11 +509,26 @@ def results(study: Any, n_objectives: int) -> dict[str, Any]:
 
 def check(cfg: Any, root: Path) -> None:
     """Everything an Optuna sweep needs, before its batch run or first trial exists: the
-    objective can be produced, the sampler and the generated search space are valid, and a
-    stored study of the same name optimises the same problem."""
+    objective can be produced; with the presets' sweeper, the sampler and the search space
+    are valid and a stored study of the same name optimises the same problem; with Hydra's
+    own, its direction is the objective's."""
     from lret_runner.optimize import objectives
 
     objectives.check(cfg)
+    if not is_lret_study(cfg.hydra):  # Hydra's own Optuna sweeper: its direction rules
+        direction = cfg.hydra.sweeper.direction
+        found = [
+            str(getattr(d, "name", d))
+            for d in (direction if objectives._is_list(direction) else [direction])
+        ]
+        wanted = objectives.directions(cfg.optimize)
+        if found * (len(wanted) if len(found) == 1 else 1) != wanted:
+            raise ConfigError(
+                f"hydra.sweeper.direction={found} but optimize.direction={wanted}: the task "
+                f"returns {objectives.names(cfg.optimize)}; set hydra.sweeper.direction to "
+                "match, or use a +optimize=NAME preset (they tie the two)"
+            )
+        return
     check_sampler(cfg.optimize)
     check_grid(cfg)
     check_stored(cfg, root)

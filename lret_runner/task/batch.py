@@ -144,10 +144,10 @@ class BatchCallback(Callback):
         os.environ[PARALLEL_ENV] = str(parallel_jobs(config))  # each job's BLAS threads
         root = Path(HydraConfig.get().runtime.cwd)
         if is_optuna(config.hydra):  # an objective it cannot produce: refused before trial 1
-            from lret_runner.optimize.study import check
+            from lret_runner.optimize.study import check, is_lret_study
 
             check(config, root)
-            self.study = config
+            self.study = config if is_lret_study(config.hydra) else None
         self.tracker = make_tracker(config.tracking, root)
         if not self.tracker.records:
             return
