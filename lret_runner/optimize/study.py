@@ -242,21 +242,22 @@ def problem(cfg: Any, searched: set[str]) -> dict[str, Any]:
     return json.loads(json.dumps(kept, default=str))
 
 
-def search_space(cfg: Any, overrides: list[str]) -> dict[str, Any]:
-    """The study's search space: sweeper params and command-line sweeps (a command-line
-    override of a key replaces the preset's), then the generated space."""
+def parse_space(cfg: Any, overrides: list[str]) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """(search space, fixed params, fixed overrides) of a study: the sweeper's params and the
+    command line's overrides (a command-line sweep of a key replaces the preset's; a plain
+    value fixes it), then the generated space."""
     from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
 
     params = [f"{k}={v}" for k, v in (cfg.hydra.sweeper.get("params") or {}).items()]
-    space, fixed, _ = create_params_from_overrides(params + list(overrides))
+    space, fixed, fixed_overrides = create_params_from_overrides(params + list(overrides))
     for name in fixed:
         space.pop(name, None)
-    return {**space, **generated_space(cfg)}
+    return {**space, **generated_space(cfg)}, fixed, fixed_overrides
 
 
 def searched_keys(cfg: Any, overrides: list[str]) -> set[str]:
-    """The parameter names of :func:`search_space`."""
-    return set(search_space(cfg, overrides))
+    """The parameter names of the study's search space."""
+    return set(parse_space(cfg, overrides)[0])
 
 
 def check_grid(cfg: Any) -> None:
@@ -265,7 +266,7 @@ def check_grid(cfg: Any) -> None:
 
     if cfg.optimize.sampler != "grid":
         return
-    for name, distribution in search_space(cfg, list(cfg.hydra.overrides.task)).items():
+    for name, distribution in parse_space(cfg, list(cfg.hydra.overrides.task))[0].items():
         try:
             OptunaSweeperImpl._to_grid_sampler_choices(distribution)
         except ValueError:
@@ -385,7 +386,6 @@ def run_study(sweeper: Any, arguments: list[str]) -> None:
 
     import optuna
     from hydra.core.hydra_config import HydraConfig
-    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
     from omegaconf import OmegaConf
 
     from lret_runner.tracking import vocabulary as V
@@ -393,13 +393,7 @@ def run_study(sweeper: Any, arguments: list[str]) -> None:
 
     cfg = sweeper.config
     opt = cfg.optimize
-    sweeper._process_searchspace_config()
-    space, fixed, fixed_overrides = create_params_from_overrides(
-        sweeper._parse_sweeper_params_config() + arguments
-    )
-    for name in fixed:
-        space.pop(name, None)
-    space.update(generated_space(cfg))
+    space, fixed, fixed_overrides = parse_space(cfg, arguments)
     n_trials = sweeper.n_trials
     sampler = sweeper.sampler
     if isinstance(sampler, functools.partial) and sampler.func is optuna.samplers.GridSampler:
