@@ -396,6 +396,7 @@ def run(
     job_num: int | None = None,
     recording: Recording = _unguarded,
     score: Callable[[RunResult], dict[str, float]] | None = None,
+    run_id: str | None = None,
 ) -> RunResult:
     """Simulate a prepared config and record it; returns the result whatever its status.
 
@@ -412,7 +413,8 @@ def run(
     error, and ``result.json`` says the same as MLflow.
 
     ``score(result)`` (an Optuna trial's objectives) fills ``result.objectives`` before the
-    run is recorded; an error it raises ends the run FAILED.
+    run is recorded; an error it raises ends the run FAILED. ``run_id``: a run opened ahead
+    (the REST API returns its id before the run starts) to record into.
     """
     cfg = prepared.cfg
     if cfg.lineage.parent is not None:
@@ -440,6 +442,7 @@ def run(
         batch=batch,
         job_num=job_num,
         recording=recording,
+        run_id=run_id,
     )
 
 
@@ -452,6 +455,7 @@ def record_failure(
     batch: str | None = None,
     job_num: int | None = None,
     recording: Recording = _unguarded,
+    run_id: str | None = None,
 ) -> RunResult:
     """Record a config that could not be prepared as a FAILED run (a sweep shows its jobs
     that were invalid next to those that ran)."""
@@ -468,6 +472,7 @@ def record_failure(
         batch=batch,
         job_num=job_num,
         recording=recording,
+        run_id=run_id,
     )
 
 
@@ -481,33 +486,33 @@ def _recorded(
     batch: str | None,
     job_num: int | None,
     recording: Recording,
+    run_id: str | None = None,
 ) -> RunResult:
-    """Start the run, compute its result, record how it ended (see :func:`run`)."""
+    """Start the run (or continue ``run_id``, a run opened ahead by :func:`open_run`),
+    compute its result, record how it ended (see :func:`run`)."""
     from lret_runner.tracking.sessions import now_iso
 
-    run_id: str | None = None
+    existing, run_id = run_id, None
     files: list[Path] = []
     started = now_iso()
     try:
         with recording("start"):
             config = _result_config(cfg, prepared)
-            run_id = tracker.start_run(
-                cfg.session.name,
-                cfg.session.description,
-                run_name="-".join(
-                    (cfg.circuit.name, f"n{_n_qubits(cfg, prepared) or ''}", cfg.simulator.name)
-                ),
-                tags=run_tags(
-                    cfg,
-                    {
-                        V.CONFIG_HASH: _config_hash(cfg, prepared) if prepared else None,
-                        V.PARENT_RUN: batch,
-                        V.LINEAGE_PARENT: cfg.lineage.parent,
-                        V.JOB_NUM: job_num,
-                        **(V.config_tags(config) if config is not None else {}),
-                    },
-                ),
+            tags = run_tags(
+                cfg,
+                {
+                    V.CONFIG_HASH: _config_hash(cfg, prepared) if prepared else None,
+                    V.PARENT_RUN: batch,
+                    V.LINEAGE_PARENT: cfg.lineage.parent,
+                    V.JOB_NUM: job_num,
+                    **(V.config_tags(config) if config is not None else {}),
+                },
             )
+            if existing is not None:
+                tracker.set_tags(existing, {**tags, V.STATUS: "RUNNING"})
+                run_id = existing
+            else:
+                run_id = open_run(tracker, cfg, tags, _n_qubits(cfg, prepared))
             files.append(_write_config(cfg, output_dir, resolve=config is not None))
             if config is not None:
                 tracker.log_params(run_id, V.flatten(config))
@@ -524,6 +529,12 @@ def _recorded(
     in_sweep = batch is not None or job_num is not None
     with recording("finish"):
         return _finish(cfg, tracker, result, files, output_dir, plots=log_plots(cfg, in_sweep))
+
+
+def open_run(tracker: Tracker, cfg: Any, tags: Mapping[str, Any], n_qubits: int | None) -> str:
+    """Create the run of ``cfg`` in its session (named circuit-nN-simulator); its id."""
+    name = "-".join((cfg.circuit.name, f"n{n_qubits or ''}", cfg.simulator.name))
+    return tracker.start_run(cfg.session.name, cfg.session.description, run_name=name, tags=tags)
 
 
 def _n_qubits(cfg: Any, prepared: Prepared | None) -> int | None:

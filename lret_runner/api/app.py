@@ -1,0 +1,139 @@
+"""The FastAPI application: thin routes over :class:`lret_runner.api.service.Service`.
+
+``lret-runner serve`` runs it with uvicorn (OpenAPI docs at ``/docs``). Every route but
+``/health`` needs ``Authorization: Bearer <token>`` when the server has a token
+(``LRET_API_TOKEN``; compared in constant time). Errors are JSON ``{"message", "field"}``:
+422 for a request that cannot run as given (the field and why), 404 for an unknown run or
+session, 401 without the token, 500 (with the message) only for a bug.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from lret_runner import __version__
+from lret_runner.api.models import (
+    ErrorBody,
+    Experiment,
+    ExperimentList,
+    ExperimentRequest,
+    Health,
+    Index,
+    Submitted,
+)
+from lret_runner.api.service import STATUSES, RequestError, Service, Settings
+from lret_runner.errors import SessionError, TrackingError, UserError
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "missing or wrong bearer token"},
+    422: {"model": ErrorBody, "description": "the request cannot run as given"},
+}
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The application for ``settings`` (its service starts with the server)."""
+    service = Service(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.start()
+        try:
+            yield
+        finally:
+            service.stop()
+
+    def authorized(authorization: Annotated[str | None, Header()] = None) -> None:
+        token = settings.token
+        if token is None:
+            return
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme != "Bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+            raise _Unauthorized()
+
+    app = FastAPI(
+        title="lret_runner",
+        version=__version__,
+        description="Run noisy quantum-circuit experiments and read their MLflow records.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    guarded = [Depends(authorized)]
+
+    @app.exception_handler(_Unauthorized)
+    async def unauthorized(request: Request, exc: _Unauthorized) -> JSONResponse:
+        return JSONResponse({"message": "missing or wrong bearer token"}, status_code=401)
+
+    @app.exception_handler(RequestError)
+    async def invalid(request: Request, exc: RequestError) -> JSONResponse:
+        return JSONResponse({"message": str(exc), "field": exc.field}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        field = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
+        message = f"{field}: {first.get('msg', 'invalid')}" if field else str(first.get("msg"))
+        return JSONResponse({"message": message, "field": field}, status_code=422)
+
+    @app.exception_handler(UserError)
+    async def user_error(request: Request, exc: UserError) -> JSONResponse:
+        missing = isinstance(exc, SessionError | TrackingError) and "does not exist" in str(exc)
+        return JSONResponse({"message": str(exc)}, status_code=404 if missing else 400)
+
+    @app.exception_handler(Exception)
+    async def bug(request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"message": f"internal error: {type(exc).__name__}: {exc}"}, 500)
+
+    @app.get("/", response_model=Index, dependencies=guarded, responses=ERRORS)
+    def index() -> dict[str, Any]:
+        routes = sorted({f"{m} {r.path}" for r in app.routes for m in getattr(r, "methods", ())})
+        return {"name": "lret_runner", "version": __version__, "docs": "/docs", "endpoints": routes}
+
+    @app.get("/health", response_model=Health)
+    def health() -> dict[str, Any]:
+        return service.health()
+
+    @app.post(
+        "/experiments",
+        status_code=202,
+        response_model=Submitted,
+        dependencies=guarded,
+        responses=ERRORS,
+    )
+    def submit(request: ExperimentRequest) -> dict[str, Any]:
+        run_id = service.submit(request)
+        return {"run_id": run_id, "status": "pending", "session": request.session}
+
+    @app.get(
+        "/experiments/{run_id}", response_model=Experiment, dependencies=guarded, responses=ERRORS
+    )
+    def get(run_id: str) -> dict[str, Any]:
+        return service.get(run_id)
+
+    @app.get("/experiments", response_model=ExperimentList, dependencies=guarded, responses=ERRORS)
+    def listing(
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        status: Annotated[str | None, Query(pattern="^(" + "|".join(STATUSES) + ")$")] = None,
+        session: str | None = None,
+        tag: Annotated[list[str], Query(description="KEY=VALUE, repeatable")] = [],  # noqa: B006
+    ) -> dict[str, Any]:
+        tags = {}
+        for pair in tag:
+            key, sep, value = pair.partition("=")
+            if not sep or not key:
+                raise RequestError(f"tag={pair!r} is invalid: use KEY=VALUE", "tag")
+            tags[key] = value
+        total, items = service.list(limit, status, session, tags)
+        return {"total": total, "items": items}
+
+    return app
+
+
+class _Unauthorized(Exception):
+    """A request without the server's bearer token."""

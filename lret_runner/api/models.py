@@ -1,0 +1,92 @@
+"""Request and response models of the REST API (pydantic), apart from storage.
+
+An experiment request mirrors the config groups: each section is the keys of one option
+(``{"circuit": {"name": "ghz", "n_qubits": 3}}`` is ``circuit=ghz circuit.n_qubits=3``).
+The sections are checked by the same schemas as the YAML when the request is composed
+(:mod:`lret_runner.api.service`), not by a second definition here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Section = dict[str, Any]
+
+
+class ExperimentRequest(BaseModel):
+    """One experiment: a preset and/or config sections, a session, tags, a parent run."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "circuit": {"name": "ghz", "n_qubits": 3},
+                "noise": {"name": "depolarizing", "level": 0.01},
+                "simulator": {"name": "lret"},
+                "run": {"shots": 200},
+                "session": "api",
+                "tags": {"k": "v"},
+            }
+        },
+    )
+
+    experiment: str | None = Field(None, description="a single-run preset of conf/experiment")
+    circuit: Section | None = Field(None, description="circuit option: name and its keys")
+    noise: Section | None = Field(None, description="noise option: name and its keys")
+    simulator: Section | None = Field(None, description="simulator option: name and its keys")
+    backend: Section | None = Field(None, description="backend keys (dtype, threads)")
+    run: Section | None = Field(None, description="run keys (shots, seed, observables, ...)")
+    session: str = Field("api", description="the session (MLflow experiment) of the run")
+    tags: dict[str, str] = Field(default_factory=dict, description="extra MLflow tags")
+    parent: str | None = Field(None, description="lineage parent: an existing run id")
+
+
+class Submitted(BaseModel):
+    run_id: str
+    status: str
+    session: str
+
+
+class Experiment(BaseModel):
+    """A run: its status (pending, running, finished, failed, killed) and its record."""
+
+    run_id: str
+    status: str
+    session: str
+    run_name: str | None = None
+    started: str | None = None
+    ended: str | None = None
+    error: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    counts: dict[str, int] | None = None
+    rank_history: list[float] | None = None
+
+
+class ExperimentList(BaseModel):
+    total: int
+    items: list[Experiment]
+
+
+class Health(BaseModel):
+    status: str  # ok or degraded
+    version: str
+    tracking_store: str
+    tracking_reachable: bool
+    queue_depth: int  # runs submitted and not finished
+    workers: int
+
+
+class Index(BaseModel):
+    name: str
+    version: str
+    docs: str
+    endpoints: list[str]
+
+
+class ErrorBody(BaseModel):
+    message: str
+    field: str | None = None

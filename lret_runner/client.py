@@ -1,0 +1,114 @@
+"""``LRETClient``: the REST API from Python (httpx).
+
+::
+
+    from lret_runner.client import LRETClient
+
+    client = LRETClient("http://127.0.0.1:8000")          # or $LRET_API_URL, $LRET_API_TOKEN
+    run = client.run_experiment(circuit={"name": "ghz", "n_qubits": 3}, run={"shots": 100})
+    run["status"], run["counts"]
+
+Every call returns the API's JSON as a dict. An HTTP error raises :class:`APIError`
+(``status_code``, ``message``, ``field``); :meth:`LRETClient.run_experiment` raises
+:class:`APITimeout` when the run has not ended within ``timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+DONE = ("finished", "failed", "killed")
+
+
+class APIError(Exception):
+    """The API answered with an error status."""
+
+    def __init__(self, status_code: int, message: str, field: str | None = None) -> None:
+        super().__init__(f"{status_code}: {message}")
+        self.status_code, self.message, self.field = status_code, message, field
+
+
+class APITimeout(APIError):
+    """A run did not end within the time given (it may still end later)."""
+
+    def __init__(self, run_id: str, timeout: float, status: str) -> None:
+        super().__init__(408, f"run {run_id} still {status} after {timeout:g} s")
+        self.run_id = run_id
+
+
+class LRETClient:
+    """A client of one server (``base_url``: argument, else ``$LRET_API_URL``, else
+    ``http://127.0.0.1:8000``; ``token``: argument, else ``$LRET_API_TOKEN``)."""
+
+    def __init__(
+        self, base_url: str | None = None, token: str | None = None, timeout: float = 30.0
+    ) -> None:
+        import httpx
+
+        url = base_url or os.environ.get("LRET_API_URL") or "http://127.0.0.1:8000"
+        token = token if token is not None else os.environ.get("LRET_API_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> LRETClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+            except ValueError:
+                body = {"message": response.text}
+            raise APIError(response.status_code, str(body.get("message")), body.get("field"))
+        return response.json()
+
+    def health(self) -> dict[str, Any]:
+        return self._call("GET", "/health")
+
+    def submit_experiment(self, **request: Any) -> dict[str, Any]:
+        """Queue one experiment (the keys of ``POST /experiments``); ``{run_id, status}``."""
+        return self._call("POST", "/experiments", json=request)
+
+    def get_experiment(self, run_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/experiments/{run_id}")
+
+    def list_experiments(
+        self,
+        limit: int = 50,
+        status: str | None = None,
+        session: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit}
+        if status is not None:
+            params["status"] = status
+        if session is not None:
+            params["session"] = session
+        if tags:
+            params["tag"] = [f"{k}={v}" for k, v in tags.items()]
+        return self._call("GET", "/experiments", params=params)
+
+    def wait(self, run_id: str, timeout: float = 300.0, poll: float = 0.2) -> dict[str, Any]:
+        """Poll a run until it is finished, failed or killed (:class:`APITimeout` after
+        ``timeout`` seconds); the run."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.get_experiment(run_id)
+            if run["status"] in DONE:
+                return run
+            if time.monotonic() >= deadline:
+                raise APITimeout(run_id, timeout, run["status"])
+            time.sleep(poll)
+
+    def run_experiment(self, timeout: float = 300.0, **request: Any) -> dict[str, Any]:
+        """Submit and wait: the ended run (its status may be failed: check it)."""
+        return self.wait(self.submit_experiment(**request)["run_id"], timeout)

@@ -1,0 +1,209 @@
+"""The REST API against a real uvicorn server on a loopback port, through the client.
+
+A server is started as a subprocess (``python -m lret_runner.cli serve``) in a temporary
+directory with its own SQLite store; the tests talk to it with
+:class:`lret_runner.client.LRETClient` (and raw httpx where the client would hide the
+point) and read the store back with MLflow.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import sqlite_uri
+from mlflow import MlflowClient
+
+from lret_runner.client import APIError, LRETClient
+
+GHZ = {"circuit": {"name": "ghz", "n_qubits": 3}, "run": {"shots": 100}, "session": "api"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    """``lret-runner serve`` in ``root`` on a free loopback port."""
+
+    def __init__(self, root: Path, env: dict[str, str] | None = None, workers: int = 2) -> None:
+        self.root, self.port = root, _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "MLFLOW_TRACKING_URI": sqlite_uri(root), **(env or {})}
+        self.env.pop("LRET_API_TOKEN", None) if "LRET_API_TOKEN" not in (env or {}) else None
+        self.env["OPENBLAS_NUM_THREADS"] = "1"
+        self.workers = workers
+        self.proc: subprocess.Popen[str] | None = None
+
+    def start(self) -> Server:
+        cmd = [sys.executable, "-m", "lret_runner.cli", "serve", "--port", str(self.port),
+               "--workers", str(self.workers)]  # fmt: skip
+        self.proc = subprocess.Popen(
+            cmd, cwd=self.root, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited: {self.proc.stdout.read()}")  # type: ignore[union-attr]
+            time.sleep(0.2)
+        raise RuntimeError("the server did not start within 60 s")
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)  # the server and its worker processes
+            self.proc.wait(timeout=30)
+        self.proc = None
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("api")
+    (root / "mlruns").mkdir()
+    shutil.copy(empty_store, root / "mlruns" / "mlflow.db")
+    srv = Server(root).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[LRETClient]:
+    with LRETClient(server.url, token="") as c:
+        yield c
+
+
+def test_health_and_index(client: LRETClient, server: Server) -> None:
+    health = client.health()
+    assert health["status"] == "ok" and health["tracking_reachable"]
+    assert health["tracking_store"] == sqlite_uri(server.root)
+    index = httpx.get(server.url + "/").json()
+    assert "POST /experiments" in index["endpoints"] and index["docs"] == "/docs"
+    assert httpx.get(server.url + "/docs").status_code == 200
+
+
+def test_a_run_end_to_end_is_in_mlflow(client: LRETClient, server: Server) -> None:
+    run = client.run_experiment(timeout=120, **GHZ, tags={"k": "v"})
+    assert run["status"] == "finished", run["error"]
+    assert sum(run["counts"].values()) == 100 and set(run["counts"]) <= {"000", "111"}
+    assert run["metrics"]["fidelity"] == pytest.approx(1.0, abs=1e-3)
+    stored = MlflowClient(sqlite_uri(server.root)).get_run(run["run_id"])
+    assert stored.info.status == "FINISHED" and stored.data.tags["k"] == "v"
+    assert stored.data.tags["session"] == "api" and stored.data.params["circuit.n_qubits"] == "3"
+    listed = client.list_experiments(session="api", status="finished", limit=1)
+    assert listed["total"] >= 1 and len(listed["items"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "needle"),
+    [
+        (
+            {"circuit": {"name": "ghz", "n_qubits": 1000}},
+            "circuit.n_qubits",
+            "more than this server",
+        ),
+        ({"circuit": {"name": "ghz", "foo": 1}}, "circuit.foo", "not a key of circuit=ghz"),
+        ({"circuit": {"name": "ghz", "n_qubits": "abc"}}, "circuit.n_qubits", ""),
+        ({"circuit": {"name": "nope"}}, "circuit.name", "must be one of"),
+        ({"noise": {"name": "depolarizing", "level": 2}}, "noise.level", "[0, 1]"),
+        ({"run": {"shots": -1}}, "run.shots", ""),
+        (
+            {"circuit": {"name": "ghz", "n_qubits": "${oc.env:HOME}"}},
+            "circuit.n_qubits",
+            "interpol",
+        ),
+        ({"hydra": {"run": {"dir": "/tmp"}}}, "hydra", "Extra inputs"),
+        ({"circuit": {"name": "qasm", "path": "../../etc/passwd"}}, "circuit.path", "QASM"),
+        ({"circuit": {"_target_": "os.system"}}, "circuit._target_", "not a key"),
+        ({"experiment": "scaling"}, "experiment", "batches"),
+    ],
+)
+def test_invalid_requests_answer_422_naming_the_field(
+    server: Server, body: dict[str, Any], field: str, needle: str
+) -> None:
+    answer = httpx.post(server.url + "/experiments", json=body)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == field
+    assert needle in answer.json()["message"]
+
+
+def test_unknown_run_is_404_and_errors_are_json(client: LRETClient) -> None:
+    with pytest.raises(APIError) as err:
+        client.get_experiment("0" * 32)
+    assert err.value.status_code == 404 and "does not exist" in err.value.message
+    with pytest.raises(APIError) as err:
+        client.list_experiments(session="no-such-session")
+    assert err.value.status_code == 404
+
+
+def test_twenty_concurrent_submissions_all_finish(client: LRETClient, server: Server) -> None:
+    def one(i: int) -> str:
+        with LRETClient(server.url) as c:
+            return c.submit_experiment(**{**GHZ, "session": "burst", "run": {"seed": i}})["run_id"]
+
+    with ThreadPoolExecutor(20) as pool:
+        ids = list(pool.map(one, range(20)))
+    assert len(set(ids)) == 20
+    ended = [client.wait(run_id, timeout=300) for run_id in ids]
+    assert {r["status"] for r in ended} == {"finished"}
+    stored = MlflowClient(sqlite_uri(server.root))
+    experiment = stored.get_experiment_by_name("burst")
+    runs = stored.search_runs([experiment.experiment_id])
+    assert len(runs) == 20 and {r.info.status for r in runs} == {"FINISHED"}
+
+
+def test_the_token_guards_every_route_but_health(tmp_path: Path, fresh_store: Path) -> None:
+    srv = Server(tmp_path, env={"LRET_API_TOKEN": "secret"}, workers=1).start()
+    try:
+        assert httpx.get(srv.url + "/health").status_code == 200
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "secret"}):
+            answer = httpx.post(srv.url + "/experiments", json=GHZ, headers=headers)
+            assert answer.status_code == 401 and "token" in answer.json()["message"]
+        assert httpx.get(srv.url + "/experiments", headers={}).status_code == 401
+        with LRETClient(srv.url, token="secret") as c:
+            assert c.list_experiments()["total"] == 0
+    finally:
+        srv.stop()
+
+
+def test_a_restart_in_the_middle_of_a_run_ends_it_interrupted(
+    tmp_path: Path, fresh_store: Path
+) -> None:
+    srv = Server(tmp_path, workers=1).start()
+    slow = {"circuit": {"name": "random", "n_qubits": 12, "depth": 400},
+            "simulator": {"name": "fdm"}, "run": {"shots": 0}}  # fmt: skip
+    try:
+        with LRETClient(srv.url) as c:
+            run_id = c.submit_experiment(**slow)["run_id"]
+            queued = c.submit_experiment(**slow)["run_id"]  # waits for the only worker
+            deadline = time.monotonic() + 60
+            while c.get_experiment(run_id)["status"] != "running":
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+        srv.stop(signal.SIGKILL)  # nothing is cleaned up by the server itself
+        srv.start()
+        with LRETClient(srv.url) as c:
+            for rid, when in ((run_id, "while running"), (queued, "before it started")):
+                run = c.get_experiment(rid)
+                assert run["status"] == "failed"
+                assert run["error"].startswith(f"interrupted: the API server stopped {when}")
+            assert c.run_experiment(timeout=120, **GHZ)["status"] == "finished"  # still serves
+    finally:
+        srv.stop()
