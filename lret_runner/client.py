@@ -112,3 +112,35 @@ class LRETClient:
     def run_experiment(self, timeout: float = 300.0, **request: Any) -> dict[str, Any]:
         """Submit and wait: the ended run (its status may be failed: check it)."""
         return self.wait(self.submit_experiment(**request)["run_id"], timeout)
+
+    def run_batch(
+        self,
+        experiments: list[dict[str, Any]] | None = None,
+        *,
+        base: dict[str, Any] | None = None,
+        sweep: dict[str, list[Any]] | None = None,
+        session: str | None = None,
+        wait: bool = True,
+        timeout: float = 600.0,
+    ) -> dict[str, Any]:
+        """Submit a batch (a list of experiments, or ``base`` with a ``sweep`` grid); with
+        ``wait``, poll until every run has ended and return the batch."""
+        body: dict[str, Any] = {"experiments": experiments, "base": base, "sweep": sweep}
+        body = {k: v for k, v in {**body, "session": session}.items() if v is not None}
+        batch_id = self._call("POST", "/batches", json=body)["batch_id"]
+        if not wait:
+            return self.get_batch(batch_id)
+        deadline = time.monotonic() + timeout
+        while True:
+            batch = self.get_batch(batch_id)
+            if batch["pending"] + batch["running"] == 0 and batch["status"] != "running":
+                return batch
+            if time.monotonic() >= deadline:
+                raise APITimeout(batch_id, timeout, "running")
+            time.sleep(0.2)
+
+    def get_batch(self, batch_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/batches/{batch_id}")
+
+    def cancel_batch(self, batch_id: str) -> dict[str, Any]:
+        return self._call("DELETE", f"/batches/{batch_id}")

@@ -10,16 +10,22 @@ session, 401 without the token, 500 (with the message) only for a bug.
 from __future__ import annotations
 
 import hmac
+import re
+import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from starlette.background import BackgroundTask
 
 from lret_runner import __version__
 from lret_runner.api.models import (
+    Batch,
+    BatchRequest,
+    BatchSubmitted,
     ErrorBody,
     Experiment,
     ExperimentList,
@@ -132,7 +138,59 @@ def create_app(settings: Settings) -> FastAPI:
         total, items = service.list(limit, status, session, tags)
         return {"total": total, "items": items}
 
+    @app.post(
+        "/batches",
+        status_code=202,
+        response_model=BatchSubmitted,
+        dependencies=guarded,
+        responses=ERRORS,
+    )
+    def submit_batch(request: BatchRequest) -> dict[str, Any]:
+        return service.submit_batch(request)
+
+    @app.get("/batches/{batch_id}", response_model=Batch, dependencies=guarded, responses=ERRORS)
+    def batch(batch_id: str) -> dict[str, Any]:
+        return service.batch(batch_id)
+
+    @app.delete("/batches/{batch_id}", response_model=Batch, dependencies=guarded, responses=ERRORS)
+    def cancel_batch(batch_id: str) -> dict[str, Any]:
+        return service.cancel_batch(batch_id)
+
+    # the read side: the queries `lret-runner` uses, as JSON
+    @app.get("/sessions", response_model=list[dict[str, Any]], dependencies=guarded)
+    def sessions(include_all: bool = False) -> list[dict[str, Any]]:
+        return [s.to_dict() for s in service.queries.session_summaries(include_all)]
+
+    @app.get("/sessions/{name}", response_model=dict[str, Any], dependencies=guarded)
+    def session(name: str, limit: Annotated[int, Query(ge=0, le=1000)] = 10) -> dict[str, Any]:
+        return service.queries.session_summary(name, limit).to_dict()
+
+    @app.get("/experiments/{run_id}/lineage", response_model=dict[str, Any], dependencies=guarded)
+    def lineage(run_id: str) -> dict[str, Any]:
+        return service.queries.lineage(_run_id(run_id)).to_dict()
+
+    @app.get("/compare", response_model=dict[str, Any], dependencies=guarded, responses=ERRORS)
+    def compare(
+        ids: Annotated[str, Query(description="run ids, comma-separated")],
+    ) -> dict[str, Any]:
+        refs = [_run_id(i) for i in ids.split(",") if i.strip()]
+        if len(refs) < 2:
+            raise RequestError("ids: give at least two run ids, comma-separated", "ids")
+        return service.queries.compare(refs).to_dict()
+
+    @app.get("/experiments/{run_id}/artifacts/{path:path}", dependencies=guarded)
+    def artifact(run_id: str, path: str) -> FileResponse:
+        local, folder = service.artifact(_run_id(run_id), path)
+        return FileResponse(local, background=BackgroundTask(shutil.rmtree, folder, True))
+
     return app
+
+
+def _run_id(text: str) -> str:
+    """A full run id (32 hex digits): anything else is an unknown run (404)."""
+    if not re.fullmatch(r"[0-9a-f]{32}", text.strip()):
+        raise TrackingError(f"run {text!r} does not exist")
+    return text.strip()
 
 
 class _Unauthorized(Exception):

@@ -90,3 +90,43 @@ class Index(BaseModel):
 class ErrorBody(BaseModel):
     message: str
     field: str | None = None
+
+
+class BatchRequest(BaseModel):
+    """Several experiments at once: a list, or a sweep (every combination of the values of
+    ``sweep``, each a dotted key such as ``circuit.n_qubits``, applied to ``base``)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "base": {"circuit": {"name": "ghz"}, "run": {"shots": 100}},
+                "sweep": {"circuit.n_qubits": [2, 3, 4]},
+                "session": "api",
+            }
+        },
+    )
+
+    experiments: list[ExperimentRequest] | None = None
+    base: ExperimentRequest | None = None
+    sweep: dict[str, list[Any]] | None = None
+    session: str | None = Field(None, description="the session of every run (else each one's)")
+
+
+class BatchSubmitted(BaseModel):
+    batch_id: str
+    run_ids: list[str]
+    total: int
+
+
+class Batch(BaseModel):
+    batch_id: str
+    status: str
+    session: str
+    total: int
+    pending: int
+    running: int
+    completed: int
+    failed: int
+    killed: int
+    results: list[Experiment]

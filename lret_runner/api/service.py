@@ -77,7 +77,11 @@ class Service:
         self.queries = self.tracker.queries
         self._compose_lock = threading.Lock()  # Hydra's global state: one composition at once
         self._futures: dict[str, Future[str]] = {}
+        self._batches: dict[str, set[str]] = {}  # open batch -> its runs not yet ended
+        self._batch_of: dict[str, str] = {}
         self._pool: ProcessPoolExecutor | None = None
+        self._manager: Any = None
+        self._cancelled: Any = {}
 
     # ------------------------------------------------------------------ life cycle
     def start(self) -> list[str]:
@@ -103,7 +107,11 @@ class Service:
             self.tracker.end_run(run.run_id, "FAILED")
             ended.append(run.run_id)
         context = multiprocessing.get_context("spawn")  # no fork of a threaded server
-        self._pool = ProcessPoolExecutor(self.settings.workers, mp_context=context)
+        self._manager = context.Manager()
+        self._cancelled = self._manager.dict()  # run ids to stop (a set: the values are unused)
+        from lret_runner.api.worker import warm
+
+        self._pool = ProcessPoolExecutor(self.settings.workers, context, initializer=warm)
         return ended
 
     def stop(self) -> None:
@@ -115,6 +123,7 @@ class Service:
         for process in list(getattr(pool, "_processes", {}).values()):
             process.terminate()  # idle workers would otherwise outlive the server
         pool.shutdown(wait=True, cancel_futures=True)
+        self._manager.shutdown()
 
     # ------------------------------------------------------------------ compose
     def compose(self, request: Any) -> Any:
@@ -236,23 +245,150 @@ class Service:
         if self._pool is None:
             raise RuntimeError("the service is not started")
         output_dir = self.settings.root / "outputs" / "api" / run_id
-        future = self._pool.submit(execute, config, run_id, self.uri, str(output_dir))
+        future = self._pool.submit(
+            execute, config, run_id, self.uri, str(output_dir), self._cancelled
+        )
         self._futures[run_id] = future
         future.add_done_callback(lambda f: self._done(run_id, f))
 
     def _done(self, run_id: str, future: Future[str]) -> None:
-        """A worker that died (or a pool shut down) leaves its run FAILED, not RUNNING."""
+        """A run cancelled before it started ends KILLED; a worker that died (or a pool
+        shut down) leaves its run FAILED, not RUNNING; the last run of a batch closes it."""
         from lret_runner.tracking import vocabulary as V
 
         self._futures.pop(run_id, None)
         error = None if future.cancelled() else future.exception()
-        if future.cancelled() or error is not None:
-            why = "cancelled before it started" if future.cancelled() else f"{error!r}"
-            try:
-                self.tracker.set_tags(run_id, {V.STATUS: "FAILED", V.ERROR: f"interrupted: {why}"})
+        try:
+            if future.cancelled():
+                why = "cancelled through the API before it started"
+                self.tracker.set_tags(run_id, {V.STATUS: "KILLED", V.ERROR: why})
+                self.tracker.end_run(run_id, "KILLED")
+            elif error is not None:
+                why = f"interrupted: {error!r}"
+                self.tracker.set_tags(run_id, {V.STATUS: "FAILED", V.ERROR: why})
                 self.tracker.end_run(run_id, "FAILED")
-            except Exception:  # the store is gone too: start-up cleanup will end it
-                pass
+            batch = self._batch_of.pop(run_id, None)
+            if batch is not None:
+                self._batches[batch].discard(run_id)
+                if not self._batches[batch]:
+                    del self._batches[batch]
+                    self._close_batch(batch)
+        except Exception:  # the store is gone too: start-up cleanup will end what is open
+            pass
+
+    # ------------------------------------------------------------------ batches
+    def submit_batch(self, request: Any) -> dict[str, Any]:
+        """Compose every experiment first (one invalid: 422, nothing opened), then open the
+        batch run and its children and queue them."""
+        import uuid
+
+        from omegaconf import OmegaConf
+
+        from lret_runner.experiment import open_run, run_tags
+        from lret_runner.tracking import vocabulary as V
+
+        bodies = _expand(request)
+        if len(bodies) > self.settings.max_batch:
+            raise RequestError(
+                f"the batch has {len(bodies)} experiments, more than this server allows "
+                f"({self.settings.max_batch}; the server's --max-batch setting)",
+                "experiments",
+            )
+        configs = []
+        for i, body in enumerate(bodies):
+            try:
+                configs.append(self.compose(body))
+            except RequestError as exc:
+                raise RequestError(
+                    f"experiments[{i}]: {exc}", f"experiments[{i}].{exc.field}"
+                ) from None
+        first = OmegaConf.create(configs[0])
+        batch_id = uuid.uuid4().hex[:12]
+        parent = self.tracker.start_run(
+            first.session.name,
+            run_name=f"batch-{batch_id}",
+            tags={**run_tags(first), V.BATCH_TAG: "true", V.BATCH_ID: batch_id, API_TAG: "true"},
+        )
+        self.tracker.log_metrics(parent, {"total": len(configs), "completed": 0, "failed": 0})
+        run_ids = []
+        for i, config in enumerate(configs):
+            cfg = OmegaConf.create(config)
+            tags = run_tags(cfg, {API_TAG: "true", V.STATUS: PENDING, V.PARENT_RUN: parent,
+                                  V.JOB_NUM: i})  # fmt: skip
+            run_ids.append(open_run(self.tracker, cfg, tags, cfg.circuit.get("n_qubits")))
+        self._batches[parent] = set(run_ids)
+        for run_id, config in zip(run_ids, configs, strict=True):
+            self._batch_of[run_id] = parent
+            self._queue(run_id, config)
+        return {"batch_id": parent, "run_ids": run_ids, "total": len(run_ids)}
+
+    def _close_batch(self, batch: str) -> None:
+        from lret_runner.tracking import vocabulary as V
+
+        children = self.queries.batch_children(batch)
+        counts = self.tracker.refresh_counts(batch, children)
+        status = "KILLED" if counts["killed"] else "FAILED" if counts["failed"] else "FINISHED"
+        self.tracker.set_tags(batch, {V.CANCELLED: str(bool(counts["killed"])).lower(), **counts})
+        self.tracker.end_run(batch, status)
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        """A batch's progress and the records of its runs."""
+        from lret_runner.errors import TrackingError
+        from lret_runner.tracking import vocabulary as V
+
+        if not re.fullmatch(r"[0-9a-f]{32}", batch_id):
+            raise TrackingError(f"batch {batch_id!r} does not exist")
+        parent = self.queries.resolve(batch_id)
+        if parent.tags.get(V.BATCH_TAG) != "true":
+            raise TrackingError(f"batch {batch_id!r} does not exist (that run is not a batch)")
+        runs = [experiment_record(r) for r in self.queries.batch_children(batch_id)]
+        tally = {s: sum(r["status"] == s for r in runs) for s in STATUSES}
+        status = parent.status.lower() if parent.status != "RUNNING" else "running"
+        return {
+            "batch_id": batch_id,
+            "status": status,
+            "session": parent.session,
+            "total": len(runs),
+            "pending": tally["pending"],
+            "running": tally["running"],
+            "completed": tally["finished"],
+            "failed": tally["failed"],
+            "killed": tally["killed"],
+            "results": runs,
+        }
+
+    def cancel_batch(self, batch_id: str) -> dict[str, Any]:
+        """Stop what has not finished: queued runs are dropped (KILLED), running ones are
+        told to stop at their next moment (KILLED)."""
+        current = self.batch(batch_id)
+        for run in current["results"]:
+            if run["status"] not in ("pending", "running"):
+                continue
+            future = self._futures.get(run["run_id"])
+            if future is None or not future.cancel():
+                self._cancelled[run["run_id"]] = True
+        return self.batch(batch_id)
+
+    def artifact(self, run_id: str, path: str) -> tuple[Path, Path]:
+        """A local copy of one artifact of a run (a plot, counts.json) and the temporary
+        folder holding it (the caller removes it); a path that leaves the run's artifacts
+        (``..``, absolute) or does not exist is not found."""
+        import tempfile
+
+        from lret_runner.errors import TrackingError
+
+        parts = Path(path).parts
+        missing = TrackingError(f"artifact {path!r} of run {run_id} does not exist")
+        if not parts or path.startswith("/") or any(p in ("..", ".") for p in parts):
+            raise missing
+        self.queries.resolve(run_id)
+        folder = str(Path(*parts[:-1])) if len(parts) > 1 else None
+        names = {a.path for a in self.queries.client.list_artifacts(run_id, folder)}
+        if "/".join(parts) not in names:
+            raise missing
+        target = Path(tempfile.mkdtemp(prefix="lret-api-"))
+        local = self.queries.client.download_artifacts(run_id, "/".join(parts), str(target))
+        return Path(local), target
 
     @property
     def queue_depth(self) -> int:
@@ -298,6 +434,42 @@ class Service:
             "queue_depth": self.queue_depth,
             "workers": self.settings.workers,
         }
+
+
+def _expand(request: Any) -> list[Any]:
+    """The experiments of a batch request: its list, or every combination of its sweep
+    applied to its base."""
+    import itertools
+
+    from lret_runner.api.models import ExperimentRequest
+
+    if (request.experiments is None) == (request.sweep is None):
+        raise RequestError("a batch needs either experiments or base and sweep", "experiments")
+    if request.experiments is not None:
+        bodies = list(request.experiments)
+    else:
+        base = (request.base or ExperimentRequest()).model_dump(exclude_none=True)
+        keys = list(request.sweep)
+        for key in keys:
+            section, _, name = key.partition(".")
+            if section not in SECTIONS or not name or "." in name or not request.sweep[key]:
+                raise RequestError(
+                    f"sweep.{key}: a swept key is SECTION.KEY ({', '.join(SECTIONS)}) with a "
+                    "non-empty list of values",
+                    f"sweep.{key}",
+                )
+        bodies = []
+        for values in itertools.product(*(request.sweep[k] for k in keys)):
+            body = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
+            for key, value in zip(keys, values, strict=True):
+                section, _, name = key.partition(".")
+                body.setdefault(section, {})[name] = value
+            bodies.append(ExperimentRequest(**body))
+    if request.session is not None:
+        bodies = [b.model_copy(update={"session": request.session}) for b in bodies]
+    if not bodies:
+        raise RequestError("the batch has no experiments", "experiments")
+    return bodies
 
 
 def experiment_record(run: Any) -> dict[str, Any]:

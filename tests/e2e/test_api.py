@@ -207,3 +207,93 @@ def test_a_restart_in_the_middle_of_a_run_ends_it_interrupted(
             assert c.run_experiment(timeout=120, **GHZ)["status"] == "finished"  # still serves
     finally:
         srv.stop()
+
+
+def test_a_sweep_batch_with_a_failing_experiment(client: LRETClient, server: Server) -> None:
+    # a batch is checked whole when it is submitted (one invalid experiment: 422); a run
+    # that fails while it runs is recorded FAILED and the others finish: here it runs out
+    # of run.timeout_seconds
+    batch = client.run_batch(
+        [
+            GHZ,
+            {
+                **GHZ,
+                "circuit": {"name": "random", "n_qubits": 12, "depth": 300},
+                "simulator": {"name": "fdm"},
+                "run": {"shots": 0, "timeout_seconds": 0.5},
+            },
+        ],  # fmt: skip
+        session="batch-api",
+        timeout=300,
+    )
+    assert (batch["total"], batch["completed"], batch["failed"]) == (2, 1, 1)
+    assert batch["status"] == "failed"
+    failed = next(r for r in batch["results"] if r["status"] == "failed")
+    assert "run.timeout_seconds=0.5 exceeded" in failed["error"]
+    parent = MlflowClient(sqlite_uri(server.root)).get_run(batch["batch_id"])
+    assert parent.info.status == "FAILED" and parent.data.metrics["failed"] == 1
+    children = {r["run_id"] for r in batch["results"]}
+    for run_id in children:
+        tags = MlflowClient(sqlite_uri(server.root)).get_run(run_id).data.tags
+        assert tags["mlflow.parentRunId"] == batch["batch_id"]
+
+
+def test_a_grid_batch_and_its_cancellation(client: LRETClient) -> None:
+    grid = client.run_batch(
+        base={"circuit": {"name": "ghz"}, "run": {"shots": 10}},
+        sweep={"circuit.n_qubits": [2, 3], "noise.level": [0.0, 0.01]},
+        session="grid-api",
+    )
+    assert grid["total"] == grid["completed"] == 4 and grid["status"] == "finished", [
+        (r["status"], r["error"]) for r in grid["results"]
+    ]
+    pairs = {(r["params"]["circuit.n_qubits"], r["params"]["noise.level"]) for r in grid["results"]}
+    assert pairs == {(2, 0.0), (2, 0.01), (3, 0.0), (3, 0.01)}
+    slow = {"circuit": {"name": "random", "n_qubits": 12, "depth": 400},
+            "simulator": {"name": "fdm"}, "run": {"shots": 0}}  # fmt: skip
+    started = client.run_batch([slow] * 4, session="cancel-api", wait=False)
+    deadline = time.monotonic() + 60
+    while client.get_batch(started["batch_id"])["running"] == 0:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    client.cancel_batch(started["batch_id"])
+    deadline = time.monotonic() + 60
+    while (batch := client.get_batch(started["batch_id"]))["status"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert batch["killed"] == 4 and batch["status"] == "killed"
+    assert all("cancelled" in r["error"] for r in batch["results"])
+
+
+def test_batch_requests_are_checked_whole(server: Server) -> None:
+    bad = {"experiments": [GHZ, {"circuit": {"name": "ghz", "n_qubits": 99}}]}
+    answer = httpx.post(server.url + "/batches", json=bad)
+    assert answer.status_code == 422 and answer.json()["field"] == "experiments[1].circuit.n_qubits"
+    too_many = {"base": GHZ, "sweep": {"run.seed": list(range(101))}}
+    answer = httpx.post(server.url + "/batches", json=too_many)
+    assert (
+        answer.status_code == 422
+        and "more than this server allows (100" in answer.json()["message"]
+    )
+    assert httpx.get(server.url + "/batches/" + "0" * 32).status_code == 404
+
+
+def test_read_side_sessions_lineage_compare_artifacts(client: LRETClient, server: Server) -> None:
+    first = client.run_experiment(**{**GHZ, "session": "reads"})
+    noisy = {"name": "depolarizing", "level": 0.05}
+    second = client.run_experiment(
+        **{**GHZ, "session": "reads", "parent": first["run_id"], "noise": noisy}
+    )
+    url = server.url
+    sessions = {s["name"] for s in httpx.get(url + "/sessions").json()}
+    assert "reads" in sessions
+    assert httpx.get(url + "/sessions/reads").json()["runs"] == 2
+    chain = httpx.get(f"{url}/experiments/{second['run_id']}/lineage").json()["chain"]
+    assert [s["run_id"] for s in chain] == [first["run_id"], second["run_id"]]
+    compared = httpx.get(f"{url}/compare", params={"ids": f"{first['run_id']},{second['run_id']}"})
+    assert "noise.level" in compared.json()["params"]
+    png = httpx.get(f"{url}/experiments/{first['run_id']}/artifacts/summary.png")
+    assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+    for path in ("../../mlflow.db", "%2e%2e/%2e%2e/mlflow.db", "/etc/passwd", "nope.png"):
+        answer = httpx.get(f"{url}/experiments/{first['run_id']}/artifacts/{path}")
+        assert answer.status_code == 404, path
