@@ -38,7 +38,9 @@ from lret_runner.api.service import STATUSES, RequestError, Service, Settings
 from lret_runner.errors import SessionError, TrackingError, UserError
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "a request the store refuses"},
     401: {"model": ErrorBody, "description": "missing or wrong bearer token"},
+    404: {"model": ErrorBody, "description": "no such run, batch, session or artifact"},
     422: {"model": ErrorBody, "description": "the request cannot run as given"},
 }
 
@@ -157,15 +159,24 @@ def create_app(settings: Settings) -> FastAPI:
         return service.cancel_batch(batch_id)
 
     # the read side: the queries `lret-runner` uses, as JSON
-    @app.get("/sessions", response_model=list[dict[str, Any]], dependencies=guarded)
+    @app.get(
+        "/sessions", response_model=list[dict[str, Any]], dependencies=guarded, responses=ERRORS
+    )
     def sessions(include_all: bool = False) -> list[dict[str, Any]]:
         return [s.to_dict() for s in service.queries.session_summaries(include_all)]
 
-    @app.get("/sessions/{name}", response_model=dict[str, Any], dependencies=guarded)
+    @app.get(
+        "/sessions/{name}", response_model=dict[str, Any], dependencies=guarded, responses=ERRORS
+    )
     def session(name: str, limit: Annotated[int, Query(ge=0, le=1000)] = 10) -> dict[str, Any]:
         return service.queries.session_summary(name, limit).to_dict()
 
-    @app.get("/experiments/{run_id}/lineage", response_model=dict[str, Any], dependencies=guarded)
+    @app.get(
+        "/experiments/{run_id}/lineage",
+        response_model=dict[str, Any],
+        dependencies=guarded,
+        responses=ERRORS,
+    )
     def lineage(run_id: str) -> dict[str, Any]:
         return service.queries.lineage(_run_id(run_id)).to_dict()
 
@@ -178,7 +189,12 @@ def create_app(settings: Settings) -> FastAPI:
             raise RequestError("ids: give at least two run ids, comma-separated", "ids")
         return service.queries.compare(refs).to_dict()
 
-    @app.get("/experiments/{run_id}/artifacts/{path:path}", dependencies=guarded)
+    @app.get(
+        "/experiments/{run_id}/artifacts/{path:path}",
+        dependencies=guarded,
+        responses={**ERRORS, 200: {"description": "the file", "content": {"*/*": {}}}},
+        response_class=FileResponse,
+    )
     def artifact(run_id: str, path: str) -> FileResponse:
         local, folder = service.artifact(_run_id(run_id), path)
         return FileResponse(local, background=BackgroundTask(shutil.rmtree, folder, True))

@@ -224,7 +224,16 @@ class Service:
 
     # ------------------------------------------------------------------ submit and read
     def submit(self, request: Any) -> str:
-        """Compose, open the run (pending) and queue it; the run id."""
+        """Compose, open the run (pending) and queue it; the run id (any problem with the
+        request, an unknown parent or an invalid session name included, is a 422)."""
+        try:
+            return self._submit(request)
+        except RequestError:
+            raise
+        except UserError as exc:
+            raise RequestError(str(exc)) from None
+
+    def _submit(self, request: Any) -> str:
         from lret_runner.experiment import open_run, run_tags
         from lret_runner.tracking import vocabulary as V
 
@@ -280,6 +289,14 @@ class Service:
     def submit_batch(self, request: Any) -> dict[str, Any]:
         """Compose every experiment first (one invalid: 422, nothing opened), then open the
         batch run and its children and queue them."""
+        try:
+            return self._submit_batch(request)
+        except RequestError:
+            raise
+        except UserError as exc:
+            raise RequestError(str(exc)) from None
+
+    def _submit_batch(self, request: Any) -> dict[str, Any]:
         import uuid
 
         from omegaconf import OmegaConf
