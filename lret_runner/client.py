@@ -144,3 +144,12 @@ class LRETClient:
 
     def cancel_batch(self, batch_id: str) -> dict[str, Any]:
         return self._call("DELETE", f"/batches/{batch_id}")
+
+    def query(self, text: str, dry_run: bool = False, session: str | None = None) -> dict[str, Any]:
+        """A request in plain English: what it was understood as and, unless ``dry_run``,
+        what was submitted (``submitted``: a run id, or a batch for a sweep). A request it
+        cannot map raises :class:`APIError` (422) saying what is missing."""
+        body: dict[str, Any] = {"text": text, "dry_run": dry_run}
+        if session is not None:
+            body["session"] = session
+        return self._call("POST", "/query", json=body)

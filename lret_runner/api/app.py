@@ -32,6 +32,8 @@ from lret_runner.api.models import (
     ExperimentRequest,
     Health,
     Index,
+    QueryAnswer,
+    QueryRequest,
     Submitted,
 )
 from lret_runner.api.service import STATUSES, RequestError, Service, Settings
@@ -157,6 +159,19 @@ def create_app(settings: Settings) -> FastAPI:
     @app.delete("/batches/{batch_id}", response_model=Batch, dependencies=guarded, responses=ERRORS)
     def cancel_batch(batch_id: str) -> dict[str, Any]:
         return service.cancel_batch(batch_id)
+
+    @app.post("/query", response_model=QueryAnswer, dependencies=guarded, responses=ERRORS)
+    def query(request: QueryRequest) -> Any:
+        from lret_runner.api.nl import parse
+
+        parsed = parse(request.text)
+        answer = {k: v for k, v in parsed.to_dict().items() if k in QueryAnswer.model_fields}
+        if not parsed.ok:
+            message = "could not map the request: missing " + "; ".join(parsed.missing)
+            return JSONResponse({"message": message, "field": "text", **answer}, 422)
+        if not request.dry_run:
+            answer["submitted"] = service.submit_query(parsed, request.session)
+        return answer
 
     # the read side: the queries `lret-runner` uses, as JSON
     @app.get(

@@ -130,3 +130,24 @@ class Batch(BaseModel):
     failed: int
     killed: int
     results: list[Experiment]
+
+
+class QueryRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"example": {"text": "qft on 6 qubits, exact", "dry_run": True}},
+    )
+
+    text: str = Field(..., max_length=2000, description="what to run, in plain English")
+    dry_run: bool = Field(False, description="only say what it understood")
+    session: str | None = Field(None, description="the session of the runs (default: api)")
+
+
+class QueryAnswer(BaseModel):
+    """What a request was understood as and, unless a dry run, what was submitted."""
+
+    understood: list[str]
+    missing: list[str]
+    experiment: dict[str, Any]
+    sweep: dict[str, list[Any]]
+    submitted: dict[str, Any] | None = None  # {run_id} or {batch_id, run_ids, total}

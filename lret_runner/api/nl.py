@@ -95,7 +95,7 @@ CAPTURES = (
         r"\bsession\s*(?:[=:]|named|called)?\s*[\"']?"
         r"(?!(?:with|and|on|for|at|of|in|to)\b)(?P<value>[A-Za-z0-9][A-Za-z0-9_.-]*)[\"']?",
     ),
-    ("circuit.path", r"(?P<value>[\w./~-]*\w\.qasm)\b"),
+    ("circuit.path", r"(?<![\w./~-])(?P<value>[\w./~-]*\w\.qasm)\b"),
 )
 
 # phrases with a fixed meaning: (dotted key, pattern, value), read in this order
@@ -151,9 +151,8 @@ QUANTITIES = (
 )
 _LEVEL = QUANTITIES[-1]  # what a probability with no keyword is
 
-_NUM = (
-    r"(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+(?:\.\d+)?(?:e-?\d+)?%?|\.\d+%?)"  # 1,000 | 10 | 0.5% | 1e-3
-)
+# a number: 1,000 | 10 | 0.5% | 1e-3 | .5
+_NUM = r"(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+(?:\.\d+)?(?:e-?\d{1,3})?%?|\.\d+%?)"
 _SEP = r"(?:\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+)"
 _RANGE = (
     rf"(?:from\s+)?(?P<start>{_NUM})\s*(?:to|\.\.|-)\s*(?P<stop>{_NUM})"
@@ -161,6 +160,8 @@ _RANGE = (
 )
 NUMBERS = re.compile(rf"(?<![\w.])(?:{_RANGE}|{_NUM}(?:{_SEP}(?:{_NUM}))*)(?!\.?\d)", re.I)
 _CONNECTOR = r"\s*(?:[=:]|\b(?:of|is|to|equals?)\b)?\s*$"  # between a keyword and its numbers
+_MAX_VALUES = 1000  # the longest range
+_WINDOW = 40  # how far before its numbers a keyword is looked for
 _BLANK = "\0"  # what replaces the text already mapped
 
 
@@ -193,9 +194,13 @@ class _Request:
 
     def take(self, pattern: str) -> list[re.Match[str]]:
         """The matches of ``pattern`` (case-insensitive), then blanked out."""
-        found = list(re.finditer(pattern, self.text, re.IGNORECASE))
-        for m in found:
-            self._blank(m.start(), m.end())
+        found: list[re.Match[str]] = []
+
+        def blank(m: re.Match[str]) -> str:
+            found.append(m)
+            return _BLANK * len(m[0])
+
+        self.text = re.sub(pattern, blank, self.text, flags=re.IGNORECASE)
         return found
 
     def _blank(self, start: int, end: int) -> None:
@@ -219,12 +224,16 @@ class _Request:
         for m in list(NUMBERS.finditer(self.text)):  # blanking keeps the positions
             values, text = _values(m), m[0]
             if not values:
-                self.missing.append(f"a range of whole numbers that counts up, not {text!r}")
+                self.missing.append(
+                    f"a range of whole numbers that counts up to at most {_MAX_VALUES} values, "
+                    f"not {text!r}"
+                )
                 continue
+            window = max(0, m.start() - _WINDOW)
             before = [
                 q
                 for q in QUANTITIES
-                if re.search(rf"\b(?:{q.before}){_CONNECTOR}", self.text[: m.start()], re.I)
+                if re.search(rf"\b(?:{q.before}){_CONNECTOR}", self.text[window : m.start()], re.I)
             ]
             unit = self._unit(m.end(), keyworded=bool(before))
             if unit and before and len(values) > 1:  # "depth 20, 1000 shots"
@@ -243,8 +252,10 @@ class _Request:
         names no other number), unless numbers with a keyword are followed by the keyword of
         the next ones (``qubits 10 shots 100``)."""
         for q in QUANTITIES:
+            if q.after is None:
+                continue
             pattern = rf"\s*-?\s*(?P<unit>{q.after})\b(?P<next>\s*[=:]?\s*\d)?"
-            found = q.after and re.compile(pattern, re.I).match(self.text, end)
+            found = re.compile(pattern, re.I).match(self.text, end)
             if found and not (keyworded and found["next"]):
                 self._blank(*found.span("unit"))
                 return q
@@ -292,13 +303,15 @@ def _fits(kind: str, value: int | float) -> bool:
 
 
 def _values(m: re.Match[str]) -> list[int | float]:
-    """The numbers of a match of :data:`NUMBERS` (none for a range that is not whole)."""
+    """The numbers of a match of :data:`NUMBERS` (none for a range that is not whole, does
+    not count up or is too long)."""
     if m["start"] is None:
         return [_number(n) for n in re.findall(_NUM, m[0])]
     start, stop, step = (_number(m[k] or "1") for k in ("start", "stop", "step"))
     if not (isinstance(start, int) and isinstance(stop, int) and isinstance(step, int)):
         return []
-    return list(range(start, stop + 1, step)) if step > 0 else []
+    count = (stop - start) // step + 1 if step > 0 else 0
+    return list(range(start, stop + 1, step)) if 0 < count <= _MAX_VALUES else []
 
 
 def _number(text: str) -> int | float:

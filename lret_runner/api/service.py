@@ -285,6 +285,21 @@ class Service:
         except Exception:  # the store is gone too: start-up cleanup will end what is open
             pass
 
+    def submit_query(self, parsed: Any, session: str | None) -> dict[str, Any]:
+        """Submit what a natural-language request was understood as: one experiment, or a
+        batch for a sweep or a comparison."""
+        from lret_runner.api.models import BatchRequest, ExperimentRequest
+
+        body = {**parsed.experiment, "session": session or parsed.experiment.get("session", "api")}
+        try:
+            request = ExperimentRequest(**body)
+        except ValueError as exc:
+            message = f"text: the request maps to an invalid experiment: {exc}"
+            raise RequestError(message, "text") from None
+        if not parsed.sweep:
+            return {"run_id": self.submit(request)}
+        return self.submit_batch(BatchRequest(base=request, sweep=parsed.sweep))
+
     # ------------------------------------------------------------------ batches
     def submit_batch(self, request: Any) -> dict[str, Any]:
         """Compose every experiment first (one invalid: 422, nothing opened), then open the

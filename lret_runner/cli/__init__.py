@@ -12,6 +12,7 @@
     lret-runner lineage RUN_ID
     lret-runner compare RUN_ID RUN_ID [...] [--plot FILE]
     lret-runner serve [--host H] [--port P] [--workers N] [--max-qubits N] ...
+    lret-runner ask "REQUEST IN PLAIN WORDS" [--run]
 
 Every subcommand takes ``--json`` (machine-readable output instead of tables) and
 ``--tracking-uri`` (default: ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlruns/mlflow.db``).
@@ -30,7 +31,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from lret_runner.cli import compare, lineage, runs, serve, sessions
+from lret_runner.cli import ask, compare, lineage, runs, serve, sessions
 from lret_runner.cli._output import Context
 from lret_runner.errors import UserError
 
@@ -69,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         "`lret-runner COMMAND --help` for details.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (sessions, runs, lineage, compare, serve):
+    for module in (sessions, runs, lineage, compare, serve, ask):
         module.register(commands, common)
     return parser
 

@@ -338,3 +338,28 @@ def test_fuzzed_requests_never_crash_the_server(fuzzed: Server) -> None:
             case.call_and_validate(base_url=fuzzed.url, excluded_checks=[ACCEPTED_AS_VALID])
 
         check()
+
+
+def test_query_maps_plain_english_and_submits(client: LRETClient) -> None:
+    dry = client.query("qft on 6 qubits, exact", dry_run=True)
+    assert dry["experiment"] == {
+        "circuit": {"name": "qft", "n_qubits": 6},
+        "simulator": {"name": "fdm"},
+    }
+    assert dry["submitted"] is None
+    one = client.query(
+        "run a 3 qubit ghz circuit with 1% depolarizing noise on lret with 100 shots"
+    )
+    run = client.wait(one["submitted"]["run_id"])
+    assert run["status"] == "finished" and sum(run["counts"].values()) == 100
+    assert run["params"]["noise.level"] == 0.01 and run["session"] == "api"
+    compared = client.query("compare lret and fdm on 3 qubits depth 4", session="nl")
+    batch_id = compared["submitted"]["batch_id"]
+    deadline = time.monotonic() + 120
+    while (state := client.get_batch(batch_id))["status"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert {r["params"]["simulator.name"] for r in state["results"]} == {"lret", "fdm"}
+    with pytest.raises(APIError) as err:
+        client.query("make me a sandwich")
+    assert err.value.status_code == 422 and "missing" in err.value.message
