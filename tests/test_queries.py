@@ -336,3 +336,28 @@ def test_session_summaries_hide_closed_sessions(tracker: MlflowTracker, q: Queri
     assert [s.session.name for s in q.session_summaries()] == ["kept"]
     every = {s.session.name: s.session.status for s in q.session_summaries(include_all=True)}
     assert every == {"kept": "open", "shut": "closed", "Default": "open"}
+
+
+def test_count_runs_agrees_with_listing_them(tmp_path: Path) -> None:
+    """The SQL count (SQLite) and the runs themselves, for every filter the API uses."""
+    from lret_runner.tracking import MlflowTracker
+
+    tracker = MlflowTracker(f"sqlite:///{tmp_path}/mlflow.db", None, 10.0)
+    for i in range(7):
+        run = tracker.start_run("a" if i % 2 else "b", tags={"k": str(i % 3), "status": "x"})
+        if i % 3:
+            tracker.end_run(run, "FINISHED")
+    q = tracker.queries
+    cases = [
+        (None, {}, None),
+        ("a", {}, None),
+        (None, {"k": "1"}, None),
+        (None, {}, "RUNNING"),
+        ("b", {"k": "0"}, "RUNNING"),
+        (None, {"k": "9"}, None),
+        (None, {"k": "1", "status": "x"}, "FINISHED"),
+    ]
+    for session, tags, status in cases:
+        expected = len(q.runs(session, tags, status, None))
+        assert q.count_runs(session, tags, status) == expected, (session, tags, status)
+    assert q.count_runs() == 7

@@ -22,7 +22,9 @@ from __future__ import annotations
 import os
 import re
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,12 +228,8 @@ class Service:
     def submit(self, request: Any) -> str:
         """Compose, open the run (pending) and queue it; the run id (any problem with the
         request, an unknown parent or an invalid session name included, is a 422)."""
-        try:
+        with _unprocessable():
             return self._submit(request)
-        except RequestError:
-            raise
-        except UserError as exc:
-            raise RequestError(str(exc)) from None
 
     def _submit(self, request: Any) -> str:
         from lret_runner.experiment import open_run, run_tags
@@ -304,12 +302,8 @@ class Service:
     def submit_batch(self, request: Any) -> dict[str, Any]:
         """Compose every experiment first (one invalid: 422, nothing opened), then open the
         batch run and its children and queue them."""
-        try:
+        with _unprocessable():
             return self._submit_batch(request)
-        except RequestError:
-            raise
-        except UserError as exc:
-            raise RequestError(str(exc)) from None
 
     def _submit_batch(self, request: Any) -> dict[str, Any]:
         import uuid
@@ -445,10 +439,15 @@ class Service:
             mlflow_status = "RUNNING" if status in ("pending", "running") else status.upper()
             if status == "pending":
                 wanted[V.STATUS] = PENDING
+        total = self.queries.count_runs(session, wanted, mlflow_status)
+        if status != "running":
+            runs = self.queries.runs(session, wanted, mlflow_status, limit)
+            return total, [experiment_record(r) for r in runs]
+        # running: RUNNING and not pending (a tag the store cannot filter out)
+        pending = self.queries.count_runs(session, {**wanted, V.STATUS: PENDING}, mlflow_status)
         runs = self.queries.runs(session, wanted, mlflow_status, None)
-        if status == "running":
-            runs = [r for r in runs if r.tags.get(V.STATUS) != PENDING]
-        return len(runs), [experiment_record(r) for r in runs[:limit]]
+        started = [r for r in runs if r.tags.get(V.STATUS) != PENDING]
+        return total - pending, [experiment_record(r) for r in started[:limit]]
 
     def health(self) -> dict[str, Any]:
         from lret_runner import __version__
@@ -466,6 +465,17 @@ class Service:
             "queue_depth": self.queue_depth,
             "workers": self.settings.workers,
         }
+
+
+@contextmanager
+def _unprocessable() -> Iterator[None]:
+    """A user error while a request is submitted is the request's: a :class:`RequestError`."""
+    try:
+        yield
+    except RequestError:
+        raise
+    except UserError as exc:
+        raise RequestError(str(exc)) from None
 
 
 def _expand(request: Any) -> list[Any]:
