@@ -20,6 +20,7 @@ from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.background import BackgroundTask
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lret_runner import __version__
 from lret_runner.api.models import (
@@ -90,6 +91,11 @@ def create_app(settings: Settings) -> FastAPI:
         field = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or None
         message = f"{field}: {first.get('msg', 'invalid')}" if field else str(first.get("msg"))
         return JSONResponse({"message": message, "field": field}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # a path no route matches, a method a route does not take: the same JSON errors
+        return JSONResponse({"message": str(exc.detail)}, exc.status_code, headers=exc.headers)
 
     @app.exception_handler(UserError)
     async def user_error(request: Request, exc: UserError) -> JSONResponse:
