@@ -68,6 +68,7 @@ bench: venv
 	$(PY) benchmarks/bench_sweep.py
 	$(PY) benchmarks/bench_threads.py
 	$(PY) benchmarks/bench_optimize.py
+	$(PY) benchmarks/bench_api.py
 
 clean:
 	rm -rf $(VENV) .venv-test outputs multirun .pytest_cache
