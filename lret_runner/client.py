@@ -100,14 +100,7 @@ class LRETClient:
     def wait(self, run_id: str, timeout: float = 300.0, poll: float = 0.2) -> dict[str, Any]:
         """Poll a run until it is finished, failed or killed (:class:`APITimeout` after
         ``timeout`` seconds); the run."""
-        deadline = time.monotonic() + timeout
-        while True:
-            run = self.get_experiment(run_id)
-            if run["status"] in DONE:
-                return run
-            if time.monotonic() >= deadline:
-                raise APITimeout(run_id, timeout, run["status"])
-            time.sleep(poll)
+        return _until(lambda: self.get_experiment(run_id), run_id, timeout, poll)
 
     def run_experiment(self, timeout: float = 300.0, **request: Any) -> dict[str, Any]:
         """Submit and wait: the ended run (its status may be failed: check it)."""
@@ -130,14 +123,7 @@ class LRETClient:
         batch_id = self._call("POST", "/batches", json=body)["batch_id"]
         if not wait:
             return self.get_batch(batch_id)
-        deadline = time.monotonic() + timeout
-        while True:
-            batch = self.get_batch(batch_id)
-            if batch["pending"] + batch["running"] == 0 and batch["status"] != "running":
-                return batch
-            if time.monotonic() >= deadline:
-                raise APITimeout(batch_id, timeout, "running")
-            time.sleep(0.2)
+        return _until(lambda: self.get_batch(batch_id), batch_id, timeout)
 
     def get_batch(self, batch_id: str) -> dict[str, Any]:
         return self._call("GET", f"/batches/{batch_id}")
@@ -153,3 +139,16 @@ class LRETClient:
         if session is not None:
             body["session"] = session
         return self._call("POST", "/query", json=body)
+
+
+def _until(fetch: Any, ident: str, timeout: float, poll: float = 0.2) -> dict[str, Any]:
+    """Poll ``fetch()`` (a run or a batch) until its status is finished, failed or killed
+    (a batch ends once its last run has); :class:`APITimeout` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = fetch()
+        if state["status"] in DONE:
+            return state
+        if time.monotonic() >= deadline:
+            raise APITimeout(ident, timeout, state["status"])
+        time.sleep(poll)  # waiting for the server's workers
