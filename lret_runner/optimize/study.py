@@ -367,16 +367,12 @@ def make_sweeper(config: Any, **settings: Any) -> Any:
                 out.append(tuple(as_overrides({**trial.params, **fixed})) + tuple(fixed_overrides))
             return out
 
-    opt = config.optimize
-    settings["sampler"] = make_sampler(opt, settings["sampler"])
-    settings["direction"] = list(_directions(opt))
-    return StudySweeper(**settings)
-
-
-def _directions(opt: Any) -> list[str]:
     from lret_runner.optimize import objectives
 
-    return objectives.directions(opt)
+    opt = config.optimize
+    settings["sampler"] = make_sampler(opt, settings["sampler"])
+    settings["direction"] = objectives.directions(opt)
+    return StudySweeper(**settings)
 
 
 def run_study(sweeper: Any, arguments: list[str]) -> None:
