@@ -35,17 +35,18 @@ _NEEDS = {  # objective -> (what the run needs, the setting that provides it)
 def names(opt: Any) -> list[str]:
     """``optimize.objective`` as a list."""
     value = opt.objective
-    return [str(v) for v in value] if _is_list(value) else [str(value)]
+    return [str(v) for v in value] if is_list(value) else [str(value)]
 
 
 def directions(opt: Any) -> list[str]:
     """``optimize.direction`` as a list, one per objective (a single one is broadcast)."""
     value = opt.direction
-    found = [str(v) for v in value] if _is_list(value) else [str(value)]
+    found = [str(v) for v in value] if is_list(value) else [str(value)]
     return found * len(names(opt)) if len(found) == 1 else found
 
 
-def _is_list(value: Any) -> bool:
+def is_list(value: Any) -> bool:
+    """A list in a config (Python or OmegaConf)."""
     from omegaconf import ListConfig
 
     return isinstance(value, list | tuple | ListConfig)

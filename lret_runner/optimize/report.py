@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lret_runner.optimize import objectives
-from lret_runner.optimize.study import BATCH_ATTR, ERROR_ATTR, JOB_ATTR, location
+from lret_runner.optimize.study import BATCH_ATTR, ERROR_ATTR, JOB_ATTR, grouped, location
 
 ARTIFACT_DIR = "optimization"
 
@@ -56,7 +56,7 @@ def report(
         if not complete:
             lines.append("no trial completed: nothing to report as best")
         elif len(names) == 1:
-            lines += _best(tracker, parent_run_id, cfg, study, runs, parent_run_id, out, files)
+            lines += _best(tracker, parent_run_id, cfg, study, runs, out, files)
         else:
             front = study.best_trials
             tracker.log_metrics(parent_run_id, {"pareto_size": len(front)})
@@ -72,7 +72,6 @@ def _best(
     cfg: Any,
     study: Any,
     runs: dict[int, Any],
-    batch: str,
     out: Path,
     files: list[Path],
 ) -> list[str]:
@@ -82,7 +81,7 @@ def _best(
     tracker.log_params(run_id, {f"best.{k}": v for k, v in best.params.items()})
     child = (
         runs.get(best.user_attrs.get(JOB_ATTR))
-        if best.user_attrs.get(BATCH_ATTR) == batch
+        if best.user_attrs.get(BATCH_ATTR) == run_id
         else None
     )
     where = f", run {child.run_id}" if child is not None else ""
@@ -113,17 +112,10 @@ def _best_circuit(cfg: Any, params: dict[str, Any], out: Path, files: list[Path]
 
     from lret_runner.circuits import architecture
 
-    slots = list(cfg.circuit.slots)
-    angles = None if cfg.circuit.angles is None else list(cfg.circuit.angles)
-    for key, value in params.items():
-        kind, _, index = key.removeprefix("circuit.").partition(".")
-        if kind == "slots":
-            slots += ["none"] * (int(index) + 1 - len(slots))
-            slots[int(index)] = value
-    count = sum(k.startswith("circuit.slots.") for k in params) or len(slots)
-    slots = slots[:count]
-    if any(k.startswith("circuit.angles.") for k in params):
-        angles = [params.get(f"circuit.angles.{i}", 1.5707963267948966) for i in range(count)]
+    chosen = grouped(params)  # the searched slots (and angles) as lists
+    slots = list(chosen.get("circuit.slots", cfg.circuit.slots))
+    angles = chosen.get("circuit.angles", cfg.circuit.angles)
+    angles = None if angles is None else list(angles)
     circuit = architecture(n_qubits=cfg.circuit.n_qubits, slots=slots, angles=angles)
     kept = [s for s in slots if s != "none"]
     qasm = cirq.qasm(circuit) if len(circuit) else "OPENQASM 2.0;\n// no gates\n"

@@ -204,24 +204,32 @@ def generated_space(cfg: Any) -> dict[str, Any]:
     return space
 
 
-def as_overrides(params: dict[str, Any]) -> list[str]:
-    """Trial parameters as Hydra overrides; ``KEY.0 .. KEY.N`` become one ``KEY=[...]``."""
+def grouped(params: dict[str, Any]) -> dict[str, Any]:
+    """Trial parameters with ``KEY.0 .. KEY.N`` gathered into one list ``KEY``."""
     lists: dict[str, dict[int, Any]] = {}
-    out = []
+    out: dict[str, Any] = {}
     for name, value in params.items():
         match = _LIST_PARAM.match(name)
         if match:
             lists.setdefault(match["key"], {})[int(match["index"])] = value
         else:
-            out.append(f"{name}={value}")
+            out[name] = value
     for key, items in lists.items():
         if sorted(items) != list(range(len(items))):
             raise ConfigError(
                 f"the search space sets {key} at indices {sorted(items)}: a list parameter "
                 f"needs every index from 0 ({key}.0, {key}.1, ...)"
             )
-        out.append(f"{key}=[{','.join(str(items[i]) for i in range(len(items)))}]")
+        out[key] = [items[i] for i in range(len(items))]
     return out
+
+
+def as_overrides(params: dict[str, Any]) -> list[str]:
+    """Trial parameters as Hydra overrides; ``KEY.0 .. KEY.N`` become one ``KEY=[...]``."""
+    return [
+        f"{k}=[{','.join(str(x) for x in v)}]" if isinstance(v, list) else f"{k}={v}"
+        for k, v in grouped(params).items()
+    ]
 
 
 # ---------------------------------------------------------------- the stored problem
@@ -509,7 +517,7 @@ def check(cfg: Any, root: Path) -> None:
         direction = cfg.hydra.sweeper.direction
         found = [
             str(getattr(d, "name", d))
-            for d in (direction if objectives._is_list(direction) else [direction])
+            for d in (direction if objectives.is_list(direction) else [direction])
         ]
         wanted = objectives.directions(cfg.optimize)
         if found * (len(wanted) if len(found) == 1 else 1) != wanted:

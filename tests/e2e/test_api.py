@@ -45,7 +45,8 @@ class Server:
         self.root, self.port = root, _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "MLFLOW_TRACKING_URI": sqlite_uri(root), **(env or {})}
-        self.env.pop("LRET_API_TOKEN", None) if "LRET_API_TOKEN" not in (env or {}) else None
+        if "LRET_API_TOKEN" not in (env or {}):
+            self.env.pop("LRET_API_TOKEN", None)  # the user's shell must not set a token
         self.env["OPENBLAS_NUM_THREADS"] = "1"
         self.workers = workers
         self.proc: subprocess.Popen[str] | None = None
