@@ -273,6 +273,107 @@ class LocalCloudConfig:
 
 
 @dataclass
+class SlurmCloudConfig:
+    """A Slurm cluster through submitit: one array job per sweep, run on a shared filesystem."""
+
+    name: str = "slurm"
+    partition: str | None = None  # null: the cluster's default partition
+    account: str | None = None  # sbatch --account (null: your default)
+    qos: str | None = None  # sbatch --qos
+    timeout_min: int = 60  # each job's time limit, minutes
+    cpus_per_task: int = 1  # cores per job (its BLAS threads)
+    mem_gb: int | None = None  # memory per job, GB (null: the partition's default)
+    array_parallelism: int = 256  # jobs of the array that run at once
+    python: str | None = None  # the interpreter on the nodes (null: this one, shared filesystem)
+
+
+@dataclass
+class RayCloudConfig:
+    """A running Ray cluster through Hydra's Ray launcher: one Ray task per job."""
+
+    name: str = "ray"
+    # the cluster's address HOST:PORT or ray://HOST:PORT ("auto": $RAY_ADDRESS, else the
+    # cluster started on this machine)
+    address: str = "auto"
+    num_cpus: int = 1  # cores each job reserves
+
+
+@dataclass
+class K8sCloudConfig:
+    """A Kubernetes cluster: one Indexed Job per sweep, the job configs in a ConfigMap."""
+
+    name: str = "k8s"
+    namespace: str = "default"  # where the Job and ConfigMap are made
+    image: str = "lret-runner:latest"  # the image `make image` builds, where the cluster pulls
+    image_pull_policy: str = "IfNotPresent"  # Always, IfNotPresent or Never
+    parallelism: int | None = None  # pods that run at once (null: every job at once)
+    cpu_request: str = "1"  # resources.requests.cpu of each pod
+    memory_request: str = "1Gi"  # resources.requests.memory
+    cpu_limit: str | None = None  # resources.limits.cpu (null: none)
+    memory_limit: str | None = "4Gi"  # resources.limits.memory (null: none)
+    node_selector: dict[str, str] = field(default_factory=dict)  # spec.nodeSelector of the pods
+    backoff_limit_per_index: int = 0  # retries of a failed index
+    ttl_seconds_after_finished: int | None = 86400  # the cluster deletes the finished Job after
+    service_account: str | None = None  # the pods' service account (null: the namespace's default)
+    labels: dict[str, str] = field(default_factory=dict)  # extra labels (app, batch set)
+    context: str | None = None  # kubeconfig context (null: the current one; in a pod: in-cluster)
+    poll_seconds: float = 2.0  # first wait between status checks, doubled up to max_poll_seconds
+    max_poll_seconds: float = 30.0
+    timeout_minutes: float | None = None  # give up waiting (the Job is left running) after this
+    dry_run: bool = False  # print the manifests and submit nothing
+
+
+@dataclass
+class AwsBatchCloudConfig:
+    """AWS Batch: one array job per sweep, the job configs in S3. Credentials come from
+    boto3's standard chain (environment, ~/.aws, instance role), never from this config."""
+
+    name: str = "aws_batch"
+    region: str | None = None  # null: the chain's region (AWS_DEFAULT_REGION, ~/.aws/config)
+    job_queue: str | None = None  # the Batch job queue (required)
+    image: str = "lret-runner:latest"  # the image `make image` builds, pushed to ECR
+    job_definition: str | None = None  # an existing definition (null: one is registered from image)
+    bucket: str | None = None  # the S3 bucket for job configs (required)
+    prefix: str = "lret-runner"  # key prefix under the bucket
+    vcpus: int = 1  # each job's vCPUs
+    memory_mib: int = 2048  # each job's memory, MiB
+    retry_attempts: int = 1  # attempts per array index (1: no retry)
+    timeout_seconds: int = 3600  # Batch stops a job attempt after this
+    tags: dict[str, str] = field(default_factory=dict)  # extra tags on the job and its definition
+    endpoint_url: str | None = None  # another Batch/S3 endpoint (a local emulator); null: AWS
+    poll_seconds: float = 2.0  # first wait between status checks, doubled up to max_poll_seconds
+    max_poll_seconds: float = 30.0
+    timeout_minutes: float | None = None  # give up waiting (the job is left running) after this
+    dry_run: bool = False  # print the job definition and array job, submit nothing
+
+
+@dataclass
+class GcpBatchCloudConfig:
+    """Google Cloud Batch: one job per sweep (a task per job), the job configs in GCS.
+    Credentials come from Application Default Credentials, never from this config."""
+
+    name: str = "gcp_batch"
+    project: str | None = None  # the Google Cloud project (required)
+    region: str | None = None  # the Batch location, e.g. europe-west4 (required)
+    bucket: str | None = None  # the GCS bucket for job configs (required)
+    prefix: str = "lret-runner"  # object prefix under the bucket
+    image: str = "lret-runner:latest"  # the image `make image` builds, pushed to Artifact Registry
+    machine_type: str = "e2-standard-2"  # the VMs' machine type
+    spot: bool = False  # Spot VMs (cheaper, may be preempted)
+    cpu_milli: int = 1000  # each task's CPU, thousandths of a core
+    memory_mib: int = 2048  # each task's memory, MiB
+    parallelism: int | None = None  # tasks that run at once (null: Batch decides)
+    max_retry_count: int = 0  # retries of a failed task
+    max_run_duration_seconds: int = 3600  # Batch stops a task after this
+    labels: dict[str, str] = field(default_factory=dict)  # extra labels on the job
+    endpoint: str | None = None  # another Batch API endpoint (a local stub); null: Google's
+    poll_seconds: float = 2.0  # first wait between status checks, doubled up to max_poll_seconds
+    max_poll_seconds: float = 30.0
+    timeout_minutes: float | None = None  # give up waiting (the job is left running) after this
+    dry_run: bool = False  # print the job, submit nothing
+
+
+@dataclass
 class MlflowTrackingConfig:
     name: str = "mlflow"
     # null: $MLFLOW_TRACKING_URI, else sqlite:///<cwd>/mlruns/mlflow.db
@@ -282,6 +383,17 @@ class MlflowTrackingConfig:
     # single run, not for the jobs of a sweep (their batch keeps its summary plots)
     log_plots: bool | None = None
     timeout_seconds: float = 10.0  # give up on an unreachable tracking server after this long
+
+
+@dataclass
+class ServerTrackingConfig:
+    """An MLflow tracking server shared by every job (`make tracking-server` runs one here)."""
+
+    name: str = "server"
+    uri: str = "http://127.0.0.1:5000"  # the server every job reports to (http:// or https://)
+    artifact_location: str | None = None  # null: the server's --artifacts-destination
+    log_plots: bool | None = None  # as for mlflow
+    timeout_seconds: float = 10.0  # give up on an unreachable server after this long
 
 
 @dataclass
@@ -416,8 +528,19 @@ OPTIONS: dict[str, dict[str, type]] = {
         "auto": AutoSimulatorConfig,
     },
     "backend": {"cpu": CpuBackendConfig},
-    "cloud": {"local": LocalCloudConfig},
-    "tracking": {"mlflow": MlflowTrackingConfig, "none": NoTrackingConfig},
+    "cloud": {
+        "local": LocalCloudConfig,
+        "slurm": SlurmCloudConfig,
+        "ray": RayCloudConfig,
+        "k8s": K8sCloudConfig,
+        "aws_batch": AwsBatchCloudConfig,
+        "gcp_batch": GcpBatchCloudConfig,
+    },
+    "tracking": {
+        "mlflow": MlflowTrackingConfig,
+        "server": ServerTrackingConfig,
+        "none": NoTrackingConfig,
+    },
     "hamiltonian": {
         "none": NoHamiltonianConfig,
         "pauli": PauliHamiltonianConfig,

@@ -71,14 +71,15 @@ def location(cfg: Any, root: Path) -> tuple[str, str]:
     """(storage URL, study name): ``optimize.storage`` or sqlite ``optuna.db`` beside the
     MLflow SQLite store (under ``root/mlruns`` for a server or no tracking);
     ``optimize.study_name`` or ``<session>-<preset>``."""
-    from lret_runner.tracking.store import STORE_DIR, default_uri, sqlite_path
+    from lret_runner.tracking import store_uri
+    from lret_runner.tracking.store import STORE_DIR, sqlite_path
 
     opt = cfg.optimize
     name = opt.study_name or f"{cfg.session.name}-{preset(cfg)}"
     if opt.storage:
         return str(opt.storage), name
-    uri = cfg.tracking.get("tracking_uri") or default_uri(root)
-    db = sqlite_path(uri) if cfg.tracking.name == "mlflow" else None
+    uri = store_uri(cfg.tracking, root)
+    db = sqlite_path(uri) if uri is not None else None
     folder = db.parent if db is not None else root.resolve() / STORE_DIR
     try:
         folder.mkdir(parents=True, exist_ok=True)

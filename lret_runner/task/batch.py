@@ -3,11 +3,13 @@
 :class:`BatchCallback` is a Hydra callback (``hydra.callbacks.batch`` in
 ``conf/config.yaml``). At multirun start, in the launching process, it creates the
 SQLite store and the session once (the parallel jobs would race on both), opens the
-parent run with the sweep definition, and exports its id in ``LRET_BATCH_RUN_ID``,
-which every launcher hands to its jobs (joblib and submitit workers inherit the
-environment; Slurm exports it). Each job's run is a child of it
-(``mlflow.parentRunId``); a job does not count the batch (that reads every child, so a
-sweep would be quadratic in its size). At multirun end the callback closes the batch:
+parent run with the sweep definition, and hands each job what the launching process
+resolved (:func:`hand_off`): the batch id (``LRET_BATCH_RUN_ID`` in the job's
+``hydra.job.env_set``), the store's URI and the absolute sweep directory, so that a job
+reports to the same store wherever it runs (a Ray worker started elsewhere, a Slurm
+node, a pod). Each job's run is a child of the batch (``mlflow.parentRunId``); a job
+does not count the batch (that reads every child, so a sweep would be quadratic in its
+size). At multirun end the callback closes the batch:
 children left RUNNING by a killed worker become KILLED, the jobs are counted once
 (``completed``, ``failed``, ``killed``, ``skipped``), a cancelled sweep is tagged
 ``cancelled``, and the summary artifacts (CSV, text table, plots) are logged. The jobs
@@ -107,6 +109,23 @@ def write_summary(tracker: Any, parent_run_id: str, rows: list[dict[str, Any]]) 
         tracker.log_artifacts(parent_run_id, files, "summary")
 
 
+def hand_off(config: DictConfig, values: dict[str, Any]) -> None:
+    """Set ``values`` (key -> value) in the config of every job of this multirun.
+
+    Every launcher composes each job's config from ``hydra.overrides.hydra`` of the
+    multirun's config plus the job's own overrides, in the launching process
+    (``load_sweep_config``), then sends it to where the job runs. Appending to that list
+    is how a value this process resolved reaches every job, whatever the launcher; a
+    job's own override of the same key still wins.
+    """
+    from omegaconf import open_dict, read_write
+
+    with read_write(config.hydra.overrides), open_dict(config.hydra.overrides):
+        for key, value in values.items():
+            text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+            config.hydra.overrides.hydra.append(f"++{key}='{text}'")
+
+
 class BatchCallback(Callback):
     """Keeps the parent run of a multirun (see the module docstring)."""
 
@@ -133,9 +152,10 @@ class BatchCallback(Callback):
     def _start(self, config: DictConfig) -> None:
         from hydra.core.hydra_config import HydraConfig
 
+        from lret_runner import cloud
         from lret_runner.experiment import run_tags, write_json
         from lret_runner.simulators.threads import PARALLEL_ENV
-        from lret_runner.tracking import make_tracker
+        from lret_runner.tracking import make_tracker, store_uri
 
         # Ctrl-C or SIGTERM anywhere in the sweep (not only inside a job) cancels it, so
         # that the batch is closed as cancelled
@@ -143,13 +163,21 @@ class BatchCallback(Callback):
             self._previous = {s: signal.signal(s, cancel_sweep) for s in _SIGNALS}
         os.environ[PARALLEL_ENV] = str(parallel_jobs(config))  # each job's BLAS threads
         root = Path(HydraConfig.get().runtime.cwd)
+        cloud.check(config, root)  # every setting of cloud=NAME, before anything is made
         if is_optuna(config.hydra):  # an objective it cannot produce: refused before trial 1
             from lret_runner.optimize.study import check, is_lret_study
 
             check(config, root)
             self.study = config if is_lret_study(config.hydra) else None
+        handed = {"hydra.sweep.dir": str(Path(config.hydra.sweep.dir).absolute())}
+        if config.tracking.name == "mlflow":  # the default store is this process's
+            handed["tracking.tracking_uri"] = store_uri(config.tracking, root)
+        if config.cloud.get("dry_run"):  # the launcher prints what it would submit
+            hand_off(config, handed)
+            return
         self.tracker = make_tracker(config.tracking, root)
         if not self.tracker.records:
+            hand_off(config, handed)
             return
         if config.sweep.resume:  # runs a killed earlier attempt left RUNNING
             self.tracker.end_orphans(config.session.name)
@@ -168,7 +196,8 @@ class BatchCallback(Callback):
         with tempfile.TemporaryDirectory() as tmp:
             path = write_json(Path(tmp) / "sweep.json", sweep_definition(config))
             self.tracker.log_artifacts(self.parent_run_id, [path])
-        os.environ[V.BATCH_ENV] = self.parent_run_id
+        os.environ[V.BATCH_ENV] = self.parent_run_id  # the sweeper's own process reads it
+        hand_off(config, {**handed, f"hydra.job.env_set.{V.BATCH_ENV}": self.parent_run_id})
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Close the batch and print its summary; a batch that did not finish every job

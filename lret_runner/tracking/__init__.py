@@ -9,7 +9,13 @@
 
 from lret_runner.tracking.queries import Queries, RunSummary
 from lret_runner.tracking.store import default_uri
-from lret_runner.tracking.trackers import MlflowTracker, NullTracker, Tracker, make_tracker
+from lret_runner.tracking.trackers import (
+    MlflowTracker,
+    NullTracker,
+    Tracker,
+    make_tracker,
+    store_uri,
+)
 
 __all__ = [
     "MlflowTracker",
@@ -19,4 +25,5 @@ __all__ = [
     "Tracker",
     "default_uri",
     "make_tracker",
+    "store_uri",
 ]

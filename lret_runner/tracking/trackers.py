@@ -282,13 +282,31 @@ def _tags(tags: Mapping[str, Any]) -> list[Any]:
     return [RunTag(k, str(v)[: V.TAG_MAX_CHARS]) for k, v in tags.items() if v is not None]
 
 
+def store_uri(tracking_cfg: Any, root: Path | None = None) -> str | None:
+    """The store a ``tracking`` config section names (None: ``tracking=none``): the server of
+    ``tracking=server``, else ``tracking.tracking_uri``, else the default under ``root``. A
+    relative SQLite path is taken from ``root`` (the launch directory)."""
+    from lret_runner.tracking.store import sqlite_path
+
+    if tracking_cfg.name == "none":
+        return None
+    if tracking_cfg.name == "server":
+        return str(tracking_cfg.uri)
+    uri = str(tracking_cfg.tracking_uri or default_uri(root))
+    db = sqlite_path(uri)
+    if db is not None and not db.is_absolute():
+        uri = f"sqlite:///{(root or Path.cwd()).absolute() / db}"
+    return uri
+
+
 def make_tracker(tracking_cfg: Any, root: Path | None = None) -> Tracker:
     """The tracker a ``tracking`` config section asks for; the default store is under
     ``root/mlruns`` (the launch directory, whatever the current one is)."""
-    if tracking_cfg.name == "none":
+    uri = store_uri(tracking_cfg, root)
+    if uri is None:
         return NullTracker()
     return MlflowTracker(
-        tracking_cfg.tracking_uri or default_uri(root),
+        uri,
         tracking_cfg.artifact_location,
         tracking_cfg.timeout_seconds,
     )

@@ -3,6 +3,15 @@ it with ``-m "not e2e and not slow"``; ``make test`` (CI) runs it."""
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,3 +25,78 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:  # the hook sees the whole session's items, not only this directory's
         if item.path.resolve().is_relative_to(E2E_DIR):
             item.add_marker(pytest.mark.e2e)
+
+
+@dataclass
+class TrackingServer:
+    """A real ``mlflow server`` on loopback (its own SQLite store and artifact folder)."""
+
+    uri: str  # http://127.0.0.1:PORT, what tracking.uri is set to
+    root: Path  # holds mlflow.db, artifacts/ and server.log
+    env: dict[str, str]  # extra environment the server was started with
+
+    @property
+    def log(self) -> str:
+        return (self.root / "server.log").read_text(errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_tracking_server(
+    root: Path, artifacts: str | None = None, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], TrackingServer]:
+    """``mlflow server`` in its own process group (it leaves huey consumers behind
+    otherwise), waited for until ``/health`` answers (about 20 s)."""
+    port = free_port()
+    mlflow = Path(sys.executable).parent / "mlflow"
+    log = open(root / "server.log", "wb")  # noqa: SIM115 - the server writes it while it runs
+    proc = subprocess.Popen(
+        [
+            str(mlflow), "server",
+            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination", artifacts or str(root / "artifacts"),
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+        ],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    server = TrackingServer(f"http://127.0.0.1:{port}", root, dict(env or {}))
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{server.uri}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return proc, server
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            stop_process_group(proc)
+            pytest.fail(f"mlflow server did not start:\n{server.log[-3000:]}")
+        time.sleep(0.5)
+
+
+def stop_process_group(proc: subprocess.Popen[bytes]) -> None:
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@pytest.fixture(scope="session")
+def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackingServer]:
+    """One real MLflow tracking server for the session's tests (local artifact folder)."""
+    proc, server = start_tracking_server(tmp_path_factory.mktemp("tracking-server"))
+    try:
+        yield server
+    finally:
+        stop_process_group(proc)

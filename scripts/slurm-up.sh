@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# A single-node Slurm cluster on this machine (munge, slurmctld, slurmd on localhost) for
+# cloud=slurm: installs Debian's slurm-wlm and munge if needed (root, apt), writes
+# /etc/slurm/slurm.conf for this host (one partition "debug", the machine's cores), starts
+# the three daemons and waits until the node is idle. `make slurm-down` stops them.
+# Exit 0: sinfo shows the node idle. SLURM_UP_TIMEOUT (s) bounds the wait (default 120).
+set -euo pipefail
+timeout=${SLURM_UP_TIMEOUT:-120}
+host=$(hostname)
+cpus=$(nproc)
+mem_mb=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 * 8 / 10 ))
+sudo=""
+[[ $(id -u) == 0 ]] || sudo="sudo"
+
+if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
+    echo "slurm-up: installing slurm-wlm and munge (apt-get)"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q slurm-wlm munge >/dev/null
+fi
+
+$sudo mkdir -p /etc/slurm /var/spool/slurmctld /var/spool/slurmd /var/log/slurm /run/munge
+$sudo tee /etc/slurm/slurm.conf >/dev/null <<CONF
+# written by lret_runner's scripts/slurm-up.sh: a one-node cluster on $host
+ClusterName=lret
+SlurmctldHost=$host
+SlurmUser=root
+AuthType=auth/munge
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+ReturnToService=2
+StateSaveLocation=/var/spool/slurmctld
+SlurmdSpoolDir=/var/spool/slurmd
+SlurmctldPidFile=/run/slurmctld.pid
+SlurmdPidFile=/run/slurmd.pid
+SlurmctldLogFile=/var/log/slurm/slurmctld.log
+SlurmdLogFile=/var/log/slurm/slurmd.log
+JobCompType=jobcomp/none
+AccountingStorageType=accounting_storage/none
+MpiDefault=none
+NodeName=$host CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
+PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
+CONF
+
+$sudo chown -R munge:munge /run/munge /etc/munge 2>/dev/null || true
+if ! pgrep -x munged >/dev/null; then
+    [[ -f /etc/munge/munge.key ]] || $sudo mungekey --create 2>/dev/null || \
+        $sudo /usr/sbin/create-munge-key -f
+    $sudo chown munge:munge /etc/munge/munge.key && $sudo chmod 400 /etc/munge/munge.key
+    if [[ -n $sudo ]]; then sudo -u munge /usr/sbin/munged; else runuser -u munge -- /usr/sbin/munged; fi
+fi
+pgrep -x slurmctld >/dev/null || $sudo slurmctld
+pgrep -x slurmd >/dev/null || $sudo slurmd
+
+deadline=$((SECONDS + timeout))
+until sinfo -h -N -o "%T" 2>/dev/null | grep -qE "^idle|^mixed|^allocated"; do
+    if ((SECONDS > deadline)); then
+        echo "slurm-up: the node did not become idle within ${timeout} s:" >&2
+        sinfo -N -l >&2 || true
+        tail -5 /var/log/slurm/slurmctld.log /var/log/slurm/slurmd.log >&2 || true
+        exit 1
+    fi
+    # a node that was DOWN from an earlier run is brought back
+    scontrol update nodename="$host" state=resume >/dev/null 2>&1 || true
+    sleep 1
+done
+echo "slurm-up: one-node cluster on $host ($cpus CPUs) is up:"
+sinfo
