@@ -4,8 +4,9 @@
 ``conf/config.yaml``). At multirun start, in the launching process, it creates the
 SQLite store and the session once (the parallel jobs would race on both), opens the
 parent run with the sweep definition, and hands each job what the launching process
-resolved (:func:`hand_off`): the batch id (``LRET_BATCH_RUN_ID`` in the job's
-``hydra.job.env_set``), the store's URI and the absolute sweep directory, so that a job
+resolved (:func:`hand_off`): the batch id and the default store's URI (as
+``LRET_BATCH_RUN_ID`` and ``MLFLOW_TRACKING_URI`` in the job's ``hydra.job.env_set``) and
+the absolute sweep directory, so that a job
 reports to the same store wherever it runs (a Ray worker started elsewhere, a Slurm
 node, a pod). Each job's run is a child of the batch (``mlflow.parentRunId``); a job
 does not count the batch (that reads every child, so a sweep would be quadratic in its
@@ -115,8 +116,8 @@ def hand_off(config: DictConfig, values: dict[str, Any]) -> None:
     Every launcher composes each job's config from ``hydra.overrides.hydra`` of the
     multirun's config plus the job's own overrides, in the launching process
     (``load_sweep_config``), then sends it to where the job runs. Appending to that list
-    is how a value this process resolved reaches every job, whatever the launcher; a
-    job's own override of the same key still wins.
+    is how a value this process resolved reaches every job, whatever the launcher. Only
+    ``hydra.*`` keys are handed (a task key would show among the job's own overrides).
     """
     from omegaconf import open_dict, read_write
 
@@ -170,8 +171,9 @@ class BatchCallback(Callback):
             check(config, root)
             self.study = config if is_lret_study(config.hydra) else None
         handed = {"hydra.sweep.dir": str(Path(config.hydra.sweep.dir).absolute())}
-        if config.tracking.name == "mlflow":  # the default store is this process's
-            handed["tracking.tracking_uri"] = store_uri(config.tracking, root)
+        if config.tracking.name == "mlflow" and not config.tracking.tracking_uri:
+            # the default store is this process's ($MLFLOW_TRACKING_URI or root/mlruns)
+            handed["hydra.job.env_set.MLFLOW_TRACKING_URI"] = store_uri(config.tracking, root)
         if config.cloud.get("dry_run"):  # the launcher prints what it would submit
             hand_off(config, handed)
             return
@@ -216,7 +218,8 @@ class BatchCallback(Callback):
             status, counts, jobs, study = self._close(parent_run_id)
         except Exception as exc:
             _abort(f"the sweep's batch run {parent_run_id} could not be closed: {exc}", exc, 1)
-        print(_summary_text(parent_run_id, config.session.name, status, counts, jobs))
+        text = _summary_text(parent_run_id, config.session.name, status, counts, jobs)
+        print(text + _missing_text(self.total, len(jobs)))
         if study:
             print("\n".join(study))
         if status == "KILLED":
@@ -267,6 +270,18 @@ def _summary_text(
         f"  job {r.job_num}: {r.status}: {r.error or '-'}" for r in jobs if r.status != "FINISHED"
     ]
     return "\n".join(lines)
+
+
+def _missing_text(total: int, recorded: int) -> str:
+    """A line for the jobs that have no run at all (cancelled or lost before they started,
+    or never launched because the sweep was interrupted)."""
+    missing = total - recorded
+    if missing <= 0:
+        return ""
+    return (
+        f"\n  {missing} of {total} jobs have no run: they never started (interrupted, "
+        "cancelled or lost before their run was opened)"
+    )
 
 
 def _abort(message: str, exc: BaseException | None, code: int) -> None:

@@ -4,6 +4,7 @@ it with ``-m "not e2e and not slow"``; ``make test`` (CI) runs it."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,8 +14,10 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from conftest import sqlite_uri
 
 E2E_DIR = Path(__file__).resolve().parent
 
@@ -100,3 +103,67 @@ def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tracki
         yield server
     finally:
         stop_process_group(proc)
+
+
+# ---------------------------------------------------------------- sweeps in a launch directory
+class Sweep:
+    """A launch directory with its own SQLite store (``mlruns/mlflow.db``, the default of the
+    conftest runners); runs ``python -m lret_runner -m ...`` there and reads the store back."""
+
+    ENV = {"LRET_BATCH_RUN_ID": None}  # in case the tests themselves run inside a sweep
+
+    def __init__(self, root: Path, template: Path | None, run_cli: Any, start_cli: Any) -> None:
+        self.root = root
+        self.db = root / "mlruns" / "mlflow.db"
+        if template is not None:
+            self.db.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(template, self.db)
+        self.uri = sqlite_uri(root)
+        self._run_cli, self._start_cli = run_cli, start_cli
+        self._client: Any = None
+
+    def run(self, *overrides: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return self._run_cli(["-m", *overrides], self.root, env=self.ENV, timeout=timeout)
+
+    def ok(self, *overrides: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        out = self.run(*overrides, timeout=timeout)
+        assert out.returncode == 0, f"exit {out.returncode}\n{out.stderr[-4000:]}"
+        return out
+
+    def popen(self, *overrides: str) -> subprocess.Popen[str]:
+        return self._start_cli(["-m", *overrides], self.root, env=self.ENV)
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.uri)
+        return self._client
+
+    def runs(self) -> list[Any]:
+        ids = [e.experiment_id for e in self.client.search_experiments()]
+        return list(self.client.search_runs(ids, max_results=10000)) if ids else []
+
+    def batches(self) -> list[Any]:
+        """The batch parent runs, oldest first."""
+        runs = [r for r in self.runs() if r.data.tags.get("lret.batch") == "true"]
+        return sorted(runs, key=lambda r: r.info.start_time)
+
+    def children(self, parent: Any) -> list[Any]:
+        pid = parent.info.run_id
+        kids = [r for r in self.runs() if r.data.tags.get("mlflow.parentRunId") == pid]
+        return sorted(kids, key=lambda r: int(r.data.tags["job_num"]))
+
+    def artifact_names(self, run_id: str, path: str | None = None) -> set[str]:
+        return {Path(a.path).name for a in self.client.list_artifacts(run_id, path)}
+
+    def artifact_text(self, run_id: str, path: str) -> str:
+        dst = self.root / "downloads" / run_id
+        dst.mkdir(parents=True, exist_ok=True)
+        return Path(self.client.download_artifacts(run_id, path, str(dst))).read_text()
+
+
+@pytest.fixture
+def sweep(tmp_path: Path, empty_store: Path, run_cli: Any, start_cli: Any) -> Sweep:
+    return Sweep(tmp_path, empty_store, run_cli, start_cli)
