@@ -22,7 +22,7 @@ from lret_runner.config.schemas import OPTIONS
 from lret_runner.errors import CircuitFileNotFound, ConfigError
 from lret_runner.experiment import prepare
 
-GROUPS = ("circuit", "noise", "simulator", "backend", "cloud", "tracking", "hamiltonian")
+GROUPS = ("circuit", "noise", "simulator", "backend", "tracking", "cloud", "hamiltonian")
 PRESETS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
 GROUP_OPTIONS = sorted((g, p.stem) for g in GROUPS for p in (CONF_DIR / g).glob("*.yaml"))
 

@@ -65,16 +65,17 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
 
 
 def _result(ref: Any, overrides: Sequence[str]) -> Any:
-    """The task's ``JobReturn``; a task that failed without one is a failed ``JobReturn``."""
+    """The task's ``JobReturn``; a task that ended without one is a failed ``JobReturn``
+    holding a ``KeyboardInterrupt`` if it was cancelled, else the error."""
     import ray
     from hydra.core.utils import JobReturn, JobStatus
 
     try:
         return ray.get(ref)
-    except (ray.exceptions.RayError, KeyboardInterrupt) as exc:
-        if isinstance(exc, KeyboardInterrupt):
-            raise
+    except ray.exceptions.RayError as exc:
         ret = JobReturn(overrides=list(overrides))
         ret.status = JobStatus.FAILED
-        ret.return_value = RuntimeError(f"the Ray task ended without a result: {exc}")
+        why = f"the Ray task ended without a result: {str(exc).splitlines()[0]}"
+        cancelled = isinstance(exc, ray.exceptions.TaskCancelledError)
+        ret.return_value = KeyboardInterrupt(why) if cancelled else RuntimeError(why)
         return ret

@@ -5,9 +5,9 @@ Hydra's submitit launcher submits the sweep as one array job and then asks each 
 its result in turn, so the first job that was cancelled (``scancel``) or lost raises in
 the launcher: the jobs after it are never collected, and a Ctrl-C while it waits leaves
 the array running on the cluster. :func:`launch` submits the same way (the same
-executor settings and job function) but waits for every job: a cancelled or lost job is
-that job's failure, the others are still collected, and an interrupt cancels the jobs
-that have not finished (``scancel``) before it propagates.
+executor settings and job function) but waits for every job: a cancelled job is an
+interruption and a lost one that job's failure, the others are still collected, and an
+interrupt cancels the jobs that have not finished (``scancel``) before it propagates.
 """
 
 from __future__ import annotations
@@ -65,8 +65,9 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
 
 
 def _result(job: Any, overrides: Sequence[str]) -> Any:
-    """The job's ``JobReturn``; a job that ended without one (cancelled, lost, killed by
-    Slurm) is a failed ``JobReturn`` saying so."""
+    """The job's ``JobReturn``. A job that ended without one is a failed ``JobReturn``:
+    cancelled (``scancel``) it holds a ``KeyboardInterrupt`` (the sweep ends KILLED, as
+    when a run is interrupted), lost in any other way an error saying how it ended."""
     from hydra.core.utils import JobReturn, JobStatus
     from submitit.core.utils import UncompletedJobError
 
@@ -75,7 +76,11 @@ def _result(job: Any, overrides: Sequence[str]) -> Any:
     except UncompletedJobError as exc:
         ret = JobReturn(overrides=list(overrides))
         ret.status = JobStatus.FAILED
-        ret.return_value = RuntimeError(
-            f"Slurm job {job.job_id} ended {job.state} without a result: {str(exc).splitlines()[0]}"
+        why = f"Slurm job {job.job_id} ended {job.state} without a result"
+        cancelled = job.state.startswith("CANCELLED")
+        ret.return_value = (
+            KeyboardInterrupt(why)
+            if cancelled
+            else RuntimeError(f"{why}: {str(exc).splitlines()[0]}")
         )
         return ret

@@ -203,8 +203,16 @@ class BatchCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Close the batch and print its summary; a batch that did not finish every job
-        ends the process with one line saying why (1: failed jobs, 130: interrupted)."""
+        ends the process with one line saying why (1: failed jobs or a launcher that
+        failed, 130: interrupted)."""
+        import sys
+
         from lret_runner.simulators.threads import PARALLEL_ENV
+
+        # Hydra calls this from a ``finally``: the sweep's own error, if it raised one (a
+        # launcher whose submission was refused, a job failure the sweeper re-raises)
+        failure = sys.exc_info()[1]
+        failure = failure if isinstance(failure, Exception) else None
 
         os.environ.pop(PARALLEL_ENV, None)
         for sig, previous in self._previous.items():
@@ -215,7 +223,7 @@ class BatchCallback(Callback):
         parent_run_id, self.parent_run_id = self.parent_run_id, None
         os.environ.pop(V.BATCH_ENV, None)
         try:
-            status, counts, jobs, study = self._close(parent_run_id)
+            status, counts, jobs, study = self._close(parent_run_id, failure)
         except Exception as exc:
             _abort(f"the sweep's batch run {parent_run_id} could not be closed: {exc}", exc, 1)
         text = _summary_text(parent_run_id, config.session.name, status, counts, jobs)
@@ -224,11 +232,15 @@ class BatchCallback(Callback):
             print("\n".join(study))
         if status == "KILLED":
             _abort(f"batch {parent_run_id} KILLED: the sweep was interrupted", None, 130)
+        if status == "FAILED" and counts["failed"] == 0 and failure is not None:
+            _abort(f"batch {parent_run_id} FAILED: the sweep failed: {failure}", failure, 1)
         if status == "FAILED":
             failed = counts["failed"]
             _abort(f"batch {parent_run_id} FAILED: {failed} of {self.total} jobs failed", None, 1)
 
-    def _close(self, parent_run_id: str) -> tuple[str, dict[str, int], list[Any], list[str]]:
+    def _close(
+        self, parent_run_id: str, failure: Exception | None = None
+    ) -> tuple[str, dict[str, int], list[Any], list[str]]:
         from hydra.core.hydra_config import HydraConfig
 
         from lret_runner.tracking.owners import gone
@@ -254,8 +266,13 @@ class BatchCallback(Callback):
         cancelled = counts["killed"] > 0 or done < self.total
         if jobs:
             write_summary(self.tracker, parent_run_id, [r.row() for r in jobs])
-        self.tracker.set_tags(parent_run_id, {V.CANCELLED: str(cancelled).lower(), **counts})
-        status = "KILLED" if cancelled else "FAILED" if counts["failed"] else "FINISHED"
+        tags: dict[str, Any] = {V.CANCELLED: str(cancelled).lower(), **counts}
+        if failure is not None and done < self.total and not counts["killed"]:
+            # not every job ran, and nothing was interrupted: the sweep itself failed
+            cancelled = False
+            tags = {V.CANCELLED: "false", V.ERROR: str(failure), **counts}
+        self.tracker.set_tags(parent_run_id, tags)
+        status = "KILLED" if cancelled else "FAILED" if counts["failed"] or failure else "FINISHED"
         self.tracker.end_run(parent_run_id, status)
         return status, counts, jobs, study
 

@@ -109,7 +109,8 @@ class Sessions:
         exp = self.client.get_experiment_by_name(name)
         if exp is not None:
             return exp, False
-        with store_lock(self.uri):  # parallel jobs would race to create it
+        # parallel jobs race to create it: a file lock for SQLite, the server's answer else
+        with store_lock(self.uri):
             exp = self.client.get_experiment_by_name(name)
             if exp is not None:
                 return exp, False
@@ -120,9 +121,14 @@ class Sessions:
             }
             if timeout_hours is not None:
                 tags[V.SESSION_TIMEOUT] = str(timeout_hours)
-            experiment_id = self.client.create_experiment(
-                name, artifact_location=self.artifact_location, tags=tags
-            )
+            try:
+                experiment_id = self.client.create_experiment(
+                    name, artifact_location=self.artifact_location, tags=tags
+                )
+            except Exception as exc:  # a tracking server: another process made it first
+                if getattr(exc, "error_code", None) != "RESOURCE_ALREADY_EXISTS":
+                    raise
+                return self.client.get_experiment_by_name(name), False
             return self.client.get_experiment(experiment_id), True
 
     def create(self, name: str, description: str = "", timeout_hours: float | None = None) -> str:
