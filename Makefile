@@ -52,7 +52,7 @@ test-venv:
 # matplotlib's font cache lives in the venv: a shared one names the fonts of venvs since
 # deleted (every rebuilt test venv) and warns about missing fonts on every plot
 test: test-venv
-	MPLCONFIGDIR=$(abspath $(TEST_VENV))/.matplotlib $(TEST_VENV)/bin/python -m pytest -q -rs
+	MPLCONFIGDIR=$(abspath $(TEST_VENV))/.matplotlib $(TEST_VENV)/bin/python -m pytest -q -rs --durations=20
 
 # The edit loop: unit tests only, in the warm dev venv (no reinstall).
 test-fast: venv

@@ -13,6 +13,7 @@
     lret-runner compare RUN_ID RUN_ID [...] [--plot FILE]
     lret-runner serve [--host H] [--port P] [--workers N] [--max-qubits N] ...
     lret-runner ask "REQUEST IN PLAIN WORDS" [--run]
+    lret-runner cloud k8s list | logs BATCH [--index I] | delete BATCH
 
 Every subcommand takes ``--json`` (machine-readable output instead of tables) and
 ``--tracking-uri`` (default: ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlruns/mlflow.db``).
@@ -31,7 +32,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from lret_runner.cli import ask, compare, lineage, runs, serve, sessions
+from lret_runner.cli import ask, cloud, compare, lineage, runs, serve, sessions
 from lret_runner.cli._output import Context
 from lret_runner.errors import UserError
 
@@ -70,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         "`lret-runner COMMAND --help` for details.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (sessions, runs, lineage, compare, serve, ask):
+    for module in (sessions, runs, lineage, compare, serve, ask, cloud):
         module.register(commands, common)
     return parser
 

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from lret_runner.cloud.jobs import Outcome, Staged
+from lret_runner.cloud.jobs import Outcome, Staged, polls
 from lret_runner.errors import ConfigError, UserError
 
 COMMAND = ["python", "-m", "lret_runner.cloud.entry"]  # + the staged files' s3:// location
@@ -301,10 +301,8 @@ def wait(
     runs out; every change of state printed to stderr. An index the service does not
     show yet is SUBMITTED."""
     ids = [f"{job_id}:{i}" for i in range(staged.count)] if staged.count > 1 else [job_id]
-    deadline = None if cloud.timeout_minutes is None else clock() + 60 * cloud.timeout_minutes
-    delay = float(cloud.poll_seconds)
     shown: dict[str, str] = {}
-    while True:
+    for out_of_time in polls(cloud, sleep=sleep, clock=clock):
         found = _describe(batch, ids)
         jobs = [found.get(i, {"jobId": i, "status": "SUBMITTED"}) for i in ids]
         for index, job in enumerate(jobs):
@@ -314,16 +312,14 @@ def wait(
                 print(f"aws_batch: {staged.name}[{index}] {job['status']}{reason}", file=sys.stderr)
         if all(j["status"] in TERMINAL for j in jobs):
             return jobs
-        left = None if deadline is None else deadline - clock()
-        if left is not None and left <= 0:
+        if out_of_time:
             print(
                 f"aws_batch: cloud.timeout_minutes={cloud.timeout_minutes} ran out; job "
                 f"{job_id} is left running (aws batch terminate-job --job-id {job_id} stops it)",
                 file=sys.stderr,
             )
             return jobs
-        sleep(delay if left is None else min(delay, left))
-        delay = min(delay * 2, float(cloud.max_poll_seconds))
+    raise AssertionError("polls() never ends")
 
 
 def _describe(batch: Any, ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from lret_runner.cloud.jobs import Outcome, Staged
+from lret_runner.cloud.jobs import Outcome, Staged, polls
 from lret_runner.errors import ConfigError, UserError
 
 EMULATOR_ENV = "STORAGE_EMULATOR_HOST"  # the storage client's emulator; handed to the tasks
@@ -360,10 +360,8 @@ def wait(
     change of the job's or a task's state to stderr."""
     from google.api_core import exceptions
 
-    deadline = None if cloud.timeout_minutes is None else clock() + cloud.timeout_minutes * 60
-    delay = float(cloud.poll_seconds)
     states: dict[Any, str] = {}
-    while True:
+    for out_of_time in polls(cloud, sleep=sleep, clock=clock):
         try:
             job = client.get_job(name=name)
             tasks = _tasks(client, job)
@@ -378,16 +376,14 @@ def wait(
             if state in _TERMINAL:
                 events = [e.description for e in job.status.status_events]
                 return _Ended(state, tasks, job.uid, events)
-        now = clock()
-        if deadline is not None and now >= deadline:
+        if out_of_time:
             print(
                 f"gcp_batch: {staged.name}: still not done after cloud.timeout_minutes="
                 f"{cloud.timeout_minutes}; the job is left running",
                 file=sys.stderr,
             )
             return None
-        sleep(delay if deadline is None else min(delay, deadline - now))
-        delay = min(delay * 2, float(cloud.max_poll_seconds))
+    raise AssertionError("polls() never ends")
 
 
 class _Ended:

@@ -31,8 +31,9 @@ import importlib
 import os
 import re
 import sys
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,6 +194,25 @@ def _objectives(run: Any) -> Any:
     from lret_runner.optimize.objectives import returned
 
     return returned(values)
+
+
+def polls(
+    cloud: Any,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[bool]:
+    """The engines' status checks: yields at once, then after ``cloud.poll_seconds``,
+    doubled after each check up to ``cloud.max_poll_seconds``. What it yields says whether
+    ``cloud.timeout_minutes`` has run out: the caller checks once more, then gives up."""
+    timeout = getattr(cloud, "timeout_minutes", None)
+    deadline = None if timeout is None else clock() + 60 * float(timeout)
+    delay = float(cloud.poll_seconds)
+    while True:
+        left = None if deadline is None else deadline - clock()
+        yield left is not None and left <= 0
+        sleep(delay if left is None else max(0.0, min(delay, deadline - clock())))
+        delay = min(delay * 2, float(cloud.max_poll_seconds))
 
 
 def engine(name: str) -> Any:
