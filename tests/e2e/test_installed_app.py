@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from e2e.conftest import TrackingServer
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -180,3 +182,41 @@ def test_optuna_sweeper_plugin_is_found_in_the_wheel(installed: Installed, tmp_p
     )  # fmt: skip
     assert "best energy" in proc.stdout
     assert (tmp_path / "mlruns" / "optuna.db").is_file()
+
+
+def test_a_remote_job_runs_from_the_wheel(
+    installed: Installed, tmp_path: Path, tracking_server: TrackingServer
+) -> None:
+    """What a pod of the image does: the Kubernetes dry run's ConfigMap, mounted as a
+    folder, run by ``python -m lret_runner.cloud.entry FOLDER`` with the index the Job
+    gives; the run reports to the tracking server."""
+    session = f"wheel-remote-{tmp_path.name}"
+    proc = _run(
+        [installed.python, "-m", "lret_runner", "-m", "cloud=k8s", "cloud.dry_run=true",
+         f"tracking.uri={tracking_server.uri}", f"session.name={session}",
+         "circuit.n_qubits=2,3", "circuit.depth=2", "run.quiet=true"],
+        cwd=tmp_path, env=installed.env,
+    )  # fmt: skip
+    manifests = [d for d in yaml.safe_load_all(proc.stdout) if isinstance(d, dict)]
+    [configmap] = [d for d in manifests if d.get("kind") == "ConfigMap"]
+    [job] = [d for d in manifests if d.get("kind") == "Job"]
+    mount = job["spec"]["template"]["spec"]["containers"][0]["volumeMounts"][0]["mountPath"]
+    command = job["spec"]["template"]["spec"]["containers"][0]["command"]
+    folder = tmp_path / "mounted"
+    folder.mkdir()
+    for name, text in configmap["data"].items():
+        (folder / name).write_text(text)
+    work = tmp_path / "pod"
+    work.mkdir()
+    args = [a.replace(mount, str(folder)) for a in command]
+    assert args[:3] == ["python", "-m", "lret_runner.cloud.entry"]
+    env = {**installed.env, "JOB_COMPLETION_INDEX": "1"}
+    _run([installed.python, *args[1:]], cwd=work, env=env)
+
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_server.uri)
+    exp = client.get_experiment_by_name(session)
+    [run] = client.search_runs([exp.experiment_id])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["circuit.n_qubits"] == "3" and run.data.tags["job_num"] == "1"
