@@ -248,6 +248,14 @@ def run_from_hydra(cfg: DictConfig) -> float | list[float] | None:
     multirun = hc.mode == RunMode.MULTIRUN
     if multirun and _sweep_cancelled:
         raise KeyboardInterrupt("the sweep was interrupted: no further job starts")
+    if not multirun and cfg.cloud.name != "local":
+        _report(
+            f"cloud={cfg.cloud.name} sends the jobs of a sweep: add -m (python -m lret_runner "
+            f"-m cloud={cfg.cloud.name} ...); without -m the run would run on this machine",
+            None,
+            verbose,
+        )
+        sys.exit(1)
     score = None
     if multirun:
         from lret_runner.optimize.study import is_optuna

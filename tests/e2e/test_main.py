@@ -495,3 +495,12 @@ def test_chdir_keeps_the_default_store_and_relative_inputs(run_cli: Any, tmp_pat
     assert done.run.info.status == "FINISHED"  # in <launch dir>/mlruns, not the run's dir
     assert not list(tmp_path.glob("outputs/**/mlruns"))
     assert done.run.data.params["circuit.path"] == str(tmp_path / "mine.qasm")
+
+
+def test_a_cloud_preset_without_multirun_is_refused(run_cli: Any, tmp_path: Path) -> None:
+    """cloud=slurm sends a sweep's jobs; a single run would silently run here instead."""
+    proc = run_cli(["cloud=slurm", "run.quiet=true"], tmp_path)
+    assert proc.returncode == 1, describe(proc)
+    assert "cloud=slurm sends the jobs of a sweep: add -m" in proc.stderr
+    assert not (tmp_path / "mlruns").exists()
+    assert not list(tmp_path.glob("outputs/*/*/result.json"))
