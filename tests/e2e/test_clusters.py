@@ -63,21 +63,15 @@ def slurm(tmp_path: Path, empty_store: Path, run_cli: Any, start_cli: Any) -> Sw
     return Sweep(tmp_path, empty_store, run_cli, start_cli)
 
 
-def test_slurm_sweep_lands_in_one_batch(slurm: Sweep) -> None:
-    out = slurm.ok("cloud=slurm", *TINY)
+def test_slurm_sweep_lands_in_one_batch_and_a_failing_job_fails_alone(slurm: Sweep) -> None:
+    out = slurm.run("cloud=slurm", "circuit.n_qubits=3,4,99", "circuit.depth=3", "run.quiet=true")
+    assert out.returncode == 1, out.stderr[-3000:]
     parent, statuses = _statuses(slurm)
-    assert parent.info.status == "FINISHED" and statuses == ["FINISHED", "FINISHED"]
+    assert parent.info.status == "FAILED" and statuses == ["FINISHED", "FINISHED", "FAILED"]
+    assert "circuit.n_qubits=99 is invalid" in out.stdout
     assert "Slurm sweep output dir" in out.stdout
     # submitit ran them on the cluster: its folder holds the array's logs
     assert list((slurm.root / "multirun").glob("*/*/.submitit/*"))
-
-
-def test_slurm_failing_job_fails_alone(slurm: Sweep) -> None:
-    out = slurm.run("cloud=slurm", "circuit.n_qubits=3,99", "circuit.depth=3", "run.quiet=true")
-    assert out.returncode == 1, out.stderr[-3000:]
-    parent, statuses = _statuses(slurm)
-    assert parent.info.status == "FAILED" and statuses == ["FINISHED", "FAILED"]
-    assert "circuit.n_qubits=99 is invalid" in out.stdout
 
 
 def test_slurm_cancelled_job_then_resume(slurm: Sweep) -> None:
@@ -149,22 +143,17 @@ def _path() -> str:
 
 
 def test_ray_sweep_lands_in_the_launching_store(ray_cluster: tuple[str, Path], sweep: Sweep):
+    """Two jobs and a failing one: the failure stays with its job."""
     address, cluster_dir = ray_cluster
-    sweep.ok("cloud=ray", f"cloud.address={address}", *TINY)
-    parent, statuses = _statuses(sweep)
-    assert parent.info.status == "FINISHED" and statuses == ["FINISHED", "FINISHED"]
-    # the jobs wrote their outputs in the launching sweep dir, nothing where Ray started
-    assert len(list((sweep.root / "multirun").rglob("result.json"))) == 2
-    assert not list(cluster_dir.rglob("result.json")) and not (cluster_dir / "mlruns").exists()
-
-
-def test_ray_failing_job_fails_alone(ray_cluster: tuple[str, Path], sweep: Sweep) -> None:
-    address, _ = ray_cluster
-    out = sweep.run("cloud=ray", f"cloud.address={address}", "circuit.n_qubits=3,99",
+    out = sweep.run("cloud=ray", f"cloud.address={address}", "circuit.n_qubits=3,4,99",
                     "circuit.depth=3", "run.quiet=true")  # fmt: skip
     assert out.returncode == 1, out.stderr[-3000:]
     parent, statuses = _statuses(sweep)
-    assert parent.info.status == "FAILED" and statuses == ["FINISHED", "FAILED"]
+    assert parent.info.status == "FAILED" and statuses == ["FINISHED", "FINISHED", "FAILED"]
+    assert "circuit.n_qubits=99 is invalid" in out.stdout
+    # the jobs wrote their outputs in the launching sweep dir, nothing where Ray started
+    assert len(list((sweep.root / "multirun").rglob("result.json"))) == 3
+    assert not list(cluster_dir.rglob("result.json")) and not (cluster_dir / "mlruns").exists()
 
 
 def test_ray_workers_report_to_the_tracking_server(

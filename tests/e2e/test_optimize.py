@@ -145,6 +145,18 @@ def test_qaoa_maxcut_best_is_its_best_trial(opt: Study) -> None:
     assert {"best.circuit.gammas.0", "best.circuit.betas.0"} == set(parent.data.params)
 
 
+def test_circuit_automl_at_tiny_size_reports_its_best_circuit(opt: Study) -> None:
+    done = opt.run(
+        "+optimize=circuit_automl", "optimize.target=ghz", "circuit.n_qubits=2", "noise=none",
+        "optimize.max_depth=2", "optimize.population_size=4", "hydra.sweeper.n_trials=4",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    (parent,) = opt.batches("circuit_automl")
+    assert 0 <= parent.data.metrics["best_value"] <= 1
+    assert {"best_circuit.qasm", "best_circuit.txt"} <= set(opt.artifacts(parent.info.run_id))
+
+
+@pytest.mark.slow  # 40 s: the seeded GHZ search (the preset at tiny size is in the default suite)
 def test_circuit_automl_finds_a_ghz_preparation(opt: Study) -> None:
     # a seeded budget: with this pool, depth and population NSGA-II (seed 0) reaches
     # fidelity 1 at trial 154 (measured); optimize.stop_at ends the search there
