@@ -101,6 +101,7 @@ bench: venv
 	$(PY) benchmarks/bench_threads.py
 	$(PY) benchmarks/bench_optimize.py
 	$(PY) benchmarks/bench_api.py
+	$(PY) benchmarks/bench_launchers.py
 
 clean:
 	rm -rf $(VENV) .venv-test outputs multirun .pytest_cache
