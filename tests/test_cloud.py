@@ -261,3 +261,26 @@ def test_job_index_comes_from_the_engine(monkeypatch: pytest.MonkeyPatch) -> Non
     assert jobs.job_index({}) == 0
     assert jobs.job_index({"AWS_BATCH_JOB_ARRAY_INDEX": "7"}) == 7
     assert jobs.job_index({"BATCH_TASK_INDEX": "2", "JOB_COMPLETION_INDEX": ""}) == 2
+
+
+def test_an_optuna_trial_gets_the_objectives_its_run_logged(monkeypatch: pytest.MonkeyPatch):
+    """A remote job returns nothing to the launcher itself: its trial's values are the
+    ``objective.*`` metrics its run logged in the tracking server."""
+    from types import SimpleNamespace
+
+    staged = jobs.Staged("lret-x-0", "p" * 32, 0, [["a=1"], ["a=2"], ["a=3"]])
+    runs = {
+        0: SimpleNamespace(status="FINISHED", error=None, metrics={"objective.energy": -1.5}),
+        1: SimpleNamespace(
+            status="FINISHED", error=None, metrics={"objective.time": 2.0, "objective.f": 0.9}
+        ),
+        2: SimpleNamespace(status="FINISHED", error=None, metrics={"fidelity": 0.9}),
+    }
+    monkeypatch.setattr(jobs, "_job_runs", lambda staged, config: runs)
+    outcomes = [jobs.Outcome(i, True) for i in range(3)]
+    one = compose_config(["optimize.objective=energy"])
+    assert jobs.returns(staged, outcomes[:1], one)[0].return_value == -1.5
+    # several objectives come back in the order optimize.objective lists them
+    two = compose_config(["optimize.objective=[f,time]"])
+    rets = jobs.returns(staged, outcomes[1:], two)
+    assert [r.return_value for r in rets] == [[0.9, 2.0], None]

@@ -159,7 +159,7 @@ def returns(staged: Staged, outcomes: Sequence[Outcome], config: DictConfig) -> 
         run = runs.get(num)
         if outcome.succeeded and (run is None or run.status == "FINISHED"):
             ret.status = JobStatus.COMPLETED
-            ret.return_value = _objectives(run)
+            ret.return_value = _objectives(run, config)
         else:
             why = (run.error if run is not None else None) or outcome.reason or "failed"
             if outcome.log:
@@ -179,21 +179,18 @@ def _job_runs(staged: Staged, config: DictConfig) -> dict[int, Any]:
     return {r.job_num: r for r in tracker.batch_jobs(staged.batch_run_id) if r.job_num is not None}
 
 
-def _objectives(run: Any) -> Any:
+def _objectives(run: Any, config: DictConfig) -> Any:
+    """The trial's values in the order of ``optimize.objective`` (as the sweeper's
+    directions are), from the ``objective.*`` metrics of the job's run; None for a job
+    that is not a trial."""
+    from lret_runner.optimize.objectives import names, returned
     from lret_runner.tracking.vocabulary import OBJECTIVE_PREFIX
 
-    if run is None:
+    logged = {} if run is None else run.metrics
+    if not any(k.startswith(OBJECTIVE_PREFIX) for k in logged):
         return None
-    values = {
-        k.removeprefix(OBJECTIVE_PREFIX): v
-        for k, v in run.metrics.items()
-        if k.startswith(OBJECTIVE_PREFIX)
-    }
-    if not values:
-        return None
-    from lret_runner.optimize.objectives import returned
-
-    return returned(values)
+    order = names(config.optimize)
+    return returned({k: logged[f"{OBJECTIVE_PREFIX}{k}"] for k in order})
 
 
 def polls(
