@@ -34,7 +34,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from lret_runner.optimize.study import is_optuna
-from lret_runner.task.terminal import cancel_sweep
+from lret_runner.task.terminal import cancel_sweep, sweep_cancelled
 from lret_runner.tracking import vocabulary as V
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)  # what cancels a sweep
@@ -212,7 +212,7 @@ class BatchCallback(Callback):
         # Hydra calls this from a ``finally``: the sweep's own error, if it raised one (a
         # launcher whose submission was refused, a job failure the sweeper re-raises)
         failure = sys.exc_info()[1]
-        failure = failure if isinstance(failure, Exception) else None
+        failure = failure if isinstance(failure, Exception) and not sweep_cancelled() else None
 
         os.environ.pop(PARALLEL_ENV, None)
         for sig, previous in self._previous.items():

@@ -62,6 +62,12 @@ class _Progress:
 _sweep_cancelled = False  # an interrupt reached this sweep: no further job may start
 
 
+def sweep_cancelled() -> bool:
+    """Whether an interrupt reached this sweep (whatever exception it then became: one that
+    lands inside Hydra's config composition can come out as another error)."""
+    return _sweep_cancelled
+
+
 def cancel_sweep(signum: int, frame: Any) -> None:
     """The sweep's SIGINT/SIGTERM handler between jobs. Hydra swallows exceptions raised
     in some of its own steps between jobs (job-end callbacks), so the cancellation is also

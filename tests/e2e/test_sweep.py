@@ -422,7 +422,7 @@ def test_signal_before_the_first_job_cancels_the_batch(sweep: Sweep, sig: signal
     assert code != 0
     [parent] = sweep.batches()
     assert len(sweep.children(parent)) <= 1
-    assert parent.info.status == "KILLED", f"the batch was left {parent.info.status}"
+    assert parent.info.status == "KILLED", f"the batch was left {parent.info.status}: {err}"
     assert parent.data.tags.get("cancelled") == "true"
 
 
