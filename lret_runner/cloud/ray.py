@@ -56,7 +56,7 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
     try:
         return [_result(ref, overrides) for ref, overrides in zip(refs, job_overrides, strict=True)]
     except KeyboardInterrupt:
-        done, pending = ray.wait(refs, num_returns=len(refs), timeout=0)
+        _, pending = ray.wait(refs, num_returns=len(refs), timeout=0)
         for ref in pending:
             ray.cancel(ref)
         if pending:

@@ -154,9 +154,8 @@ class BatchCallback(Callback):
         from hydra.core.hydra_config import HydraConfig
 
         from lret_runner import cloud
-        from lret_runner.experiment import run_tags, write_json
         from lret_runner.simulators.threads import PARALLEL_ENV
-        from lret_runner.tracking import make_tracker, store_uri
+        from lret_runner.tracking import store_uri
 
         # Ctrl-C or SIGTERM anywhere in the sweep (not only inside a job) cancels it, so
         # that the batch is closed as cancelled
@@ -174,12 +173,20 @@ class BatchCallback(Callback):
         if config.tracking.name == "mlflow" and not config.tracking.tracking_uri:
             # the default store is this process's ($MLFLOW_TRACKING_URI or root/mlruns)
             handed["hydra.job.env_set.MLFLOW_TRACKING_URI"] = store_uri(config.tracking, root)
-        if config.cloud.get("dry_run"):  # the launcher prints what it would submit
-            hand_off(config, handed)
-            return
+        if not config.cloud.get("dry_run"):  # a dry run's launcher only prints
+            self._open_batch(config, root)
+        if self.parent_run_id is not None:
+            os.environ[V.BATCH_ENV] = self.parent_run_id  # the sweeper's own process reads it
+            handed[f"hydra.job.env_set.{V.BATCH_ENV}"] = self.parent_run_id
+        hand_off(config, handed)
+
+    def _open_batch(self, config: DictConfig, root: Path) -> None:
+        """The parent run with the sweep definition (none for ``tracking=none``)."""
+        from lret_runner.experiment import run_tags, write_json
+        from lret_runner.tracking import make_tracker
+
         self.tracker = make_tracker(config.tracking, root)
         if not self.tracker.records:
-            hand_off(config, handed)
             return
         if config.sweep.resume:  # runs a killed earlier attempt left RUNNING
             self.tracker.end_orphans(config.session.name)
@@ -198,8 +205,6 @@ class BatchCallback(Callback):
         with tempfile.TemporaryDirectory() as tmp:
             path = write_json(Path(tmp) / "sweep.json", sweep_definition(config))
             self.tracker.log_artifacts(self.parent_run_id, [path])
-        os.environ[V.BATCH_ENV] = self.parent_run_id  # the sweeper's own process reads it
-        hand_off(config, {**handed, f"hydra.job.env_set.{V.BATCH_ENV}": self.parent_run_id})
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Close the batch and print its summary; a batch that did not finish every job
