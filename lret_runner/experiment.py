@@ -20,11 +20,14 @@ import dataclasses
 import functools
 import json
 import subprocess
+import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from lret_runner import __version__, metrics
 from lret_runner.errors import ConfigError, MemoryRefusal, TrackingError, UserError, check_range
@@ -37,6 +40,7 @@ from lret_runner.simulators import (
     make_engine,
 )
 from lret_runner.simulators.base import EngineOutput, ProgressCallback, check_dtype
+from lret_runner.simulators.ideal import noiseless_program
 from lret_runner.tracking import vocabulary as V
 
 if TYPE_CHECKING:
@@ -62,14 +66,26 @@ class RunResult:
     run_id: str | None = None
     simulation_time_seconds: float | None = None
     final_rank: int | None = None
-    max_rank: int | None = None
+    largest_rank: int | None = None  # LRET: the largest rank held after a moment (dense: 2^n)
+    widest_factor: int | None = None  # LRET: the most columns before a truncation (not a rank)
     rank_history: list[int] | None = None
+    dense_spans: list[list[int]] | None = None  # LRET: [first, last] moments held dense
     memory_used_mb: float | None = None
     truncation_error: float | None = None
     purity: float | None = None
-    fidelity: float | None = None  # vs the exact state; None with ``exact_reference`` saying why
-    trace_distance: float | None = None
-    exact_reference: str = "not requested"  # how fidelity/trace_distance were obtained, or why not
+    # against the noiseless circuit (its state vector); None with ``ideal_reference`` saying why
+    ideal_fidelity: float | None = None  # <psi|rho|psi>
+    ideal_tvd: float | None = None  # total variation distance of the output distributions
+    ideal_hellinger_fidelity: float | None = None  # (sum_x sqrt(p(x) q(x)))^2, as Qiskit's
+    xeb_fidelity: float | None = None  # random circuits: linear XEB of the noisy distribution
+    xeb_fidelity_sampled: float | None = None  # ... estimated from the sampled counts
+    ideal_reference: str = "not computed"  # how the noiseless figures were obtained, or why not
+    ideal_expectation_values: dict[str, float] = field(default_factory=dict)
+    ideal_energy: float | None = None  # tr(H |psi><psi|) for the configured hamiltonian
+    # the engine's accuracy: against the exact density matrix of the same noisy circuit
+    exact_fidelity: float | None = None  # None with ``exact_reference`` saying why
+    exact_trace_distance: float | None = None
+    exact_reference: str = "not requested"  # how the exact_* figures were obtained, or why not
     backend_reason: str = ""  # why ``auto`` chose the engine ("requested" otherwise)
     predicted_seconds: dict[str, float] | None = None  # auto's predicted time per engine
     # LRET: switches between its factor and a dense matrix ({moment, to, rank})
@@ -103,6 +119,9 @@ class RunResult:
         """The registry's metrics and the expectation values, as MLflow metrics."""
         out: dict[str, float | None] = {m.key: getattr(self, m.key) for m in V.METRICS}
         out.update({f"{V.EXPVAL_PREFIX}{k}": v for k, v in self.expectation_values.items()})
+        out.update(
+            {f"{V.IDEAL_EXPVAL_PREFIX}{k}": v for k, v in self.ideal_expectation_values.items()}
+        )
         out.update({f"{V.OBJECTIVE_PREFIX}{k}": v for k, v in self.objectives.items()})
         return out
 
@@ -121,6 +140,9 @@ class Prepared:
     seed: int | None = None
     compare_to_exact: bool = False
     exact_max_qubits: int = 12
+    # the noiseless program (the noisy one without its noise), or why there is none
+    ideal: CompiledCircuit | str = "not computed"
+    xeb: bool = False  # report the linear XEB fidelity (random circuits)
     observables: list[str] = field(default_factory=list)
     save_probabilities: bool = False
     threads: int | None = None  # BLAS threads while simulating (None: threads.default_threads)
@@ -151,6 +173,7 @@ def prepare(cfg: Any) -> Prepared:
     check_option_names(cfg)
     run = cfg.run
     check_range("run.exact_max_qubits", run.exact_max_qubits, 1, EXACT_MAX_QUBITS_LIMIT)
+    check_range("run.ideal_max_qubits", run.ideal_max_qubits, 0, MAX_QUBITS, integer=True)
     if run.timeout_seconds is not None:
         check_range("run.timeout_seconds", run.timeout_seconds, 0, open_low=True)
     if cfg.backend.threads is not None:
@@ -186,6 +209,8 @@ def prepare(cfg: Any) -> Prepared:
         seed=run.seed,
         compare_to_exact=run.compare_to_exact,
         exact_max_qubits=run.exact_max_qubits,
+        ideal_max_qubits=run.ideal_max_qubits,
+        xeb=name == "random",
         observables=list(run.observables),
         save_probabilities=run.save_probabilities,
         threads=cfg.backend.threads,
@@ -243,6 +268,8 @@ def prepare_circuit(
     seed: int | None = None,
     compare_to_exact: bool = False,
     exact_max_qubits: int = 12,
+    ideal_max_qubits: int = MAX_QUBITS,
+    xeb: bool = False,
     observables: Sequence[str] = (),
     save_probabilities: bool = False,
     threads: int | None = None,
@@ -284,6 +311,11 @@ def prepare_circuit(
         if simulator != engine.name:
             engine = make_engine(simulator, **params)
     engine.check_memory(program)  # before anything is allocated or recorded
+    ideal: CompiledCircuit | str = (
+        noiseless_program(program)
+        if n <= ideal_max_qubits
+        else f"skipped: n_qubits={n} > run.ideal_max_qubits={ideal_max_qubits}"
+    )
     return Prepared(
         program=program,
         engine=engine,
@@ -295,6 +327,8 @@ def prepare_circuit(
         seed=seed,
         compare_to_exact=compare_to_exact,
         exact_max_qubits=exact_max_qubits,
+        ideal=ideal,
+        xeb=xeb,
         observables=checked,
         save_probabilities=save_probabilities,
         threads=threads,
@@ -332,8 +366,10 @@ def simulate(
             threads=threads,
             simulation_time_seconds=out.simulation_time_seconds,
             final_rank=out.final_rank,
-            max_rank=out.max_rank,
+            largest_rank=max(out.rank_history) if out.rank_history else None,
+            widest_factor=out.widest_factor,
             rank_history=out.rank_history,
+            dense_spans=V.dense_spans(out.dense_history) if out.dense_history else None,
             representation_switches=out.representation_switches,
             warnings=out.warnings,
             memory_used_mb=out.memory_used_mb,
@@ -351,14 +387,48 @@ def simulate(
             result.max_cut = metrics.max_cut(p.n_qubits, p.cut_edges)
         if p.target is not None:
             result.target_fidelity = metrics.state_overlap(out.state, p.target)
+        _against_noiseless(result, out, p, probs)
         if p.compare_to_exact:
             _compare(result, out, p)
     return result, out
 
 
+def _against_noiseless(
+    result: RunResult, out: EngineOutput, p: Prepared, probs: np.ndarray
+) -> None:
+    """The figures against the noiseless circuit, from its state vector (or why not)."""
+    from lret_runner.simulators.ideal import state_vector
+
+    if isinstance(p.ideal, str):
+        result.ideal_reference = p.ideal
+        return
+    start = time.perf_counter()
+    try:
+        psi = state_vector(p.ideal)
+    except MemoryRefusal as exc:
+        result.ideal_reference = f"skipped: {exc}"
+        return
+    pure = metrics.LowRank(psi[:, None])
+    result.ideal_fidelity = metrics.state_overlap(out.state, psi)
+    # over the measured qubits (every qubit when nothing is measured)
+    kept = sorted(set(p.program.measured)) or list(range(p.n_qubits))
+    noisy = metrics.marginal(probs, kept)
+    ideal = metrics.marginal(metrics.probabilities(pure), kept)
+    result.ideal_tvd = metrics.total_variation(noisy, ideal)
+    result.ideal_hellinger_fidelity = metrics.hellinger_fidelity(noisy, ideal)
+    if p.xeb:
+        result.xeb_fidelity = metrics.linear_xeb(noisy, ideal)
+        if result.counts:
+            result.xeb_fidelity_sampled = metrics.linear_xeb_sampled(result.counts, ideal, kept)
+    result.ideal_expectation_values = {q: metrics.expectation(pure, q) for q in p.observables}
+    if p.hamiltonian is not None:
+        result.ideal_energy = metrics.energy(pure, p.hamiltonian)
+    result.ideal_reference = f"noiseless state vector ({time.perf_counter() - start:.3g} s)"
+
+
 def _compare(result: RunResult, out: EngineOutput, p: Prepared) -> None:
     if p.backend_used == "fdm":
-        result.fidelity, result.trace_distance = 1.0, 0.0
+        result.exact_fidelity, result.exact_trace_distance = 1.0, 0.0
         result.exact_reference = "the engine is the exact reference (fdm)"
         return
     if p.n_qubits > p.exact_max_qubits:
@@ -372,8 +442,8 @@ def _compare(result: RunResult, out: EngineOutput, p: Prepared) -> None:
         result.exact_reference = f"skipped: {exc}"
         return
     reference = metrics.to_low_rank(exact.state)  # one eigendecomposition serves both metrics
-    result.fidelity = metrics.fidelity(out.state, reference)
-    result.trace_distance = metrics.trace_distance(metrics.to_low_rank(out.state), reference)
+    result.exact_fidelity = metrics.fidelity(out.state, reference)
+    result.exact_trace_distance = metrics.trace_distance(metrics.to_low_rank(out.state), reference)
     result.exact_reference = f"fdm ({exact.simulation_time_seconds:.3g} s)"
 
 
@@ -505,6 +575,7 @@ def _recorded(
                     V.PARENT_RUN: batch,
                     V.LINEAGE_PARENT: cfg.lineage.parent,
                     V.JOB_NUM: job_num,
+                    V.RESULT_SCHEMA: V.RESULT_SCHEMA_VERSION,
                     **(V.config_tags(config) if config is not None else {}),
                 },
             )
@@ -645,7 +716,10 @@ def _finish(
         if result.counts is not None:
             files.append(write_json(output_dir / "counts.json", result.counts))
         if result.status == "FINISHED":
-            history = {V.RANK_METRIC: result.rank_history or []}
+            history = {
+                V.RANK_METRIC: result.rank_history or [],
+                V.DENSE_METRIC: V.dense_flags(result.dense_spans, len(result.rank_history or [])),
+            }
             tracker.log_metrics(run_id, result.metrics(), series=history)
             if plots:
                 files += _plots(result.to_dict(), cfg, output_dir)
@@ -662,10 +736,11 @@ def _finish(
             result.error = f"{result.error}; {failure}"
         with contextlib.suppress(OSError):  # result.json agrees with MLflow where it can
             write_json(output_dir / "result.json", result.to_dict())
-    tracker.set_tags(
-        run_id,
-        {V.STATUS: result.status, V.ERROR: result.error, V.BACKEND_USED: result.backend_used},
-    )
+    tags = {V.STATUS: result.status, V.ERROR: result.error, V.BACKEND_USED: result.backend_used}
+    if result.status == "FINISHED":
+        tags[V.IDEAL_REFERENCE] = result.ideal_reference
+        tags[V.EXACT_REFERENCE] = result.exact_reference
+    tracker.set_tags(run_id, tags)
     tracker.end_run(run_id, result.status)
     return result
 

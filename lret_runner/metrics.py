@@ -11,6 +11,7 @@ rho = |psi><psi|.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -171,6 +172,50 @@ def expectation(state: State, pauli: str) -> float:
 def bitstring(index: int, n_qubits: int) -> str:
     """Basis index -> bitstring, qubit 0 first (Cirq's big-endian convention)."""
     return format(index, f"0{n_qubits}b")
+
+
+def marginal(probs: np.ndarray, qubits: Sequence[int]) -> np.ndarray:
+    """The distribution of ``qubits`` (indices in Cirq's order; the result's index has the
+    first of them as its most significant bit), the other qubits summed out."""
+    n = int(probs.shape[0]).bit_length() - 1
+    if list(qubits) == list(range(n)):
+        return probs
+    others = tuple(q for q in range(n) if q not in qubits)
+    out = probs.reshape((2,) * n).sum(axis=others)
+    order = sorted(qubits)  # the axes left, in ascending qubit order
+    return np.transpose(out, [order.index(q) for q in qubits]).reshape(-1)
+
+
+def total_variation(p: np.ndarray, q: np.ndarray) -> float:
+    """TVD = 1/2 sum_x |p(x) - q(x)| between two distributions over the same outcomes."""
+    return 0.5 * float(np.abs(p - q).sum())
+
+
+def hellinger_fidelity(p: np.ndarray, q: np.ndarray) -> float:
+    """(sum_x sqrt(p(x) q(x)))^2 = (1 - H^2)^2 with H the Hellinger distance: the definition
+    of Qiskit's ``hellinger_fidelity``."""
+    return min(float(np.sqrt(p * q).sum()) ** 2, 1.0)
+
+
+def linear_xeb(p: np.ndarray, ideal: np.ndarray) -> float:
+    """The linear cross-entropy fidelity of ``p`` against the noiseless ``ideal``
+    distribution, exactly: D sum_x p(x) ideal(x) - 1 (D outcomes). About 1 for a noiseless
+    random circuit (Porter-Thomas), 0 for the uniform distribution."""
+    return float(ideal.shape[0] * np.dot(p, ideal) - 1.0)
+
+
+def linear_xeb_sampled(
+    counts: Mapping[str, int], ideal: np.ndarray, qubits: Sequence[int]
+) -> float:
+    """:func:`linear_xeb` estimated from samples: D mean_i ideal(x_i) - 1, where ``counts``
+    are keyed by bitstrings of every qubit (qubit 0 first) and ``ideal`` is the noiseless
+    distribution of ``qubits``."""
+    total = weighted = 0.0
+    for bits, count in counts.items():
+        index = int("".join(bits[q] for q in qubits), 2)
+        weighted += count * float(ideal[index])
+        total += count
+    return float(ideal.shape[0] * weighted / total - 1.0)
 
 
 def sample_counts(probs: np.ndarray, shots: int, seed: int | None) -> dict[str, int]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cirq
 import numpy as np
@@ -23,6 +24,10 @@ from lret_runner.errors import (
     check_range,
 )
 
+if TYPE_CHECKING:
+    from lret_runner.devices import Device
+    from lret_runner.devices.model import DeviceNoiseModel
+
 PLACEMENTS = ("gate", "moment")
 NOISE_MODELS = (
     "none",
@@ -34,8 +39,10 @@ NOISE_MODELS = (
     "thermal",
     "readout",
     "composite",
+    "device",
 )
-# every noise operation carries this tag, so noise moments are identifiable
+# every noise operation carries this tag, so noise moments (and the noiseless circuit under
+# them: simulators.base.compile_circuit marks their instructions) are identifiable
 NOISE_TAG = "lret_noise"
 
 # (one-qubit channel, two-qubit channel); None where the source adds nothing
@@ -178,15 +185,21 @@ def is_noise_moment(moment: cirq.Moment) -> bool:
     return len(moment) > 0 and all(NOISE_TAG in op.tags for op in moment)
 
 
-def add_noise(circuit: cirq.Circuit, model: LretNoiseModel) -> cirq.Circuit:
+def add_noise(circuit: cirq.Circuit, model: LretNoiseModel | DeviceNoiseModel) -> cirq.Circuit:
     """The noisy circuit: ``circuit.with_noise(model)`` (measurement moments stay last).
 
     Readout noise flips measured bits; on a circuit that measures nothing it would be
     dropped while counts are still sampled from the final state, so it is refused
-    (a :class:`NoiseError` naming the readout error and ``circuit.measure``).
+    (a :class:`NoiseError` naming the readout error and ``circuit.measure``). A device
+    model first checks the whole circuit (``DeviceNoiseModel.check_circuit``): the
+    layout, gates on three or more qubits, two-qubit gates on uncoupled device qubits
+    and its readout errors are refused here, before anything runs.
     """
+    check = getattr(model, "check_circuit", None)
+    if check is not None:
+        check(circuit)
     if not circuit.has_measurements():
-        for component in model.components:
+        for component in getattr(model, "components", ()):
             if component.readout_error > 0:
                 raise NoiseError(
                     f"{component.key}.readout_error={component.readout_error:g} is invalid for "
@@ -259,14 +272,23 @@ def _thermal(t1: float, t2: float) -> ChannelFactory:
     ``1/T_phi = 1/T2 - 1/(2 T1)`` (no dephasing when T2 = 2 T1), so that populations
     relax as exp(-t/T1) and coherences decay as exp(-t/T2).
     """
-    rate_phi = max(0.0, 1 / t2 - 1 / (2 * t1))
 
     def channels(duration: float) -> ChannelPair:
-        gamma = -math.expm1(-duration / t1)
-        lam = -math.expm1(-2 * duration * rate_phi)
-        return thermal_channel(gamma, lam), None
+        return thermal_channel(*relaxation(t1, t2, duration)), None
 
     return channels
+
+
+def relaxation(t1: float, t2: float, duration: float) -> tuple[float, float]:
+    """``(gamma, lam)`` of T1/T2 relaxation for ``duration`` seconds (see :func:`_thermal`).
+
+    ``gamma = 1 - exp(-t/T1)``, ``lam = 1 - exp(-2t/T_phi)`` with ``1/T_phi = 1/T2 - 1/(2 T1)``
+    (0 when T2 = 2 T1); infinite T1 and T2 give no relaxation. Populations then relax as
+    exp(-t/T1) and coherences as exp(-t/T2): Qiskit Aer's ``thermal_relaxation_error``
+    at zero temperature is the same channel.
+    """
+    rate_phi = max(0.0, 1 / t2 - 1 / (2 * t1))
+    return -math.expm1(-duration / t1), -math.expm1(-2 * duration * rate_phi)
 
 
 def _constant(one: cirq.Gate | None, two: cirq.Gate | None = None) -> ChannelFactory:
@@ -326,10 +348,15 @@ MODEL_KEYS: dict[str, tuple[str, ...]] = {
     "phase_flip": ("level",),
     "thermal": ("t1", "t2"),
     "readout": ("readout_error",),
+    "device": (),  # the device file's calibrations; its keys: device, scale, layout, idle
 }
 _STRENGTH_KEYS = ("level", "t1", "t2", "readout_error")
 # keys a composite's component may set (placement and gate times belong to the composite)
 _COMPONENT_KEYS = ("name", *_STRENGTH_KEYS)
+# the models a composite may stack
+_COMPONENT_MODELS = tuple(m for m in NOISE_MODELS if m not in ("composite", "device"))
+# the keys of the device model (lret_runner.devices), None: unset
+_DEVICE_KEYS = ("device", "scale", "layout", "idle")
 
 
 # --------------------------------------------------------------------------- building
@@ -346,7 +373,11 @@ def build_noise_model(
     gate_time_2q: float = 50e-9,
     readout_error: float | None = None,
     components: Sequence[Mapping[str, Any]] | None = None,
-) -> LretNoiseModel:
+    device: str | Path | Mapping[str, Any] | Device | None = None,
+    scale: float | None = None,
+    layout: Sequence[int] | None = None,
+    idle: bool | None = None,
+) -> LretNoiseModel | DeviceNoiseModel:
     """The noise model ``name`` (one of :data:`NOISE_MODELS`) with validated parameters.
 
     Each model uses its own strength keys (:data:`MODEL_KEYS`): ``level`` is the
@@ -357,9 +388,32 @@ def build_noise_model(
     ``{"name": ..., **keys}`` that may set only their own model's keys; unset keys take
     the composite's ``level``, ``t1``, ``t2`` and ``readout_error`` (a readout component
     with no readout error from either is refused).
+
+    ``device`` is a real device's calibrated noise (:mod:`lret_runner.devices`): ``device``
+    (a shipped snapshot's name, a device file, its content as a mapping, or a
+    :class:`~lret_runner.devices.Device`), ``scale`` (default 1), ``layout`` (default None:
+    circuit qubit i on device qubit i) and ``idle`` (default true); it takes no other key,
+    and the other models do not take these.
     """
     name = check_choice("noise.name", name, NOISE_MODELS, NoiseError)
     given = {"level": level, "t1": t1, "t2": t2, "readout_error": readout_error}
+    device_keys = {"device": device, "scale": scale, "layout": layout, "idle": idle}
+    if name == "device":
+        return _device_model(
+            device_keys,
+            {
+                **given,
+                "components": components or None,
+                "placement": None if placement == "gate" else placement,
+                "gate_time_1q": None if gate_time_1q == 25e-9 else gate_time_1q,
+                "gate_time_2q": None if gate_time_2q == 50e-9 else gate_time_2q,
+            },
+        )
+    for key, value in device_keys.items():
+        if value is not None:
+            raise NoiseError(
+                f"noise.{key}={value!r} is invalid: only the device model takes {key}, not {name!r}"
+            )
     if name == "composite":
         if not components:
             raise NoiseError("noise.components is empty: the composite model needs components")
@@ -379,6 +433,32 @@ def build_noise_model(
         gate_time_1q=gate_time_1q,
         gate_time_2q=gate_time_2q,
         name=name,
+    )
+
+
+def _device_model(keys: Mapping[str, Any], others: Mapping[str, Any]) -> DeviceNoiseModel:
+    """The device model from its keys; a key of another model is refused, naming it."""
+    for key, value in others.items():
+        if value is not None:
+            raise NoiseError(
+                f"noise.{key}={value!r} is invalid: the device model does not use {key} (it "
+                f"takes {', '.join(_DEVICE_KEYS)}: the device file's calibrations give every "
+                "rate and duration; noise.scale scales them)"
+            )
+    if keys["device"] is None:
+        from lret_runner.devices import shipped
+
+        raise NoiseError(
+            "noise.device is missing: name a shipped device "
+            f"({', '.join(shipped())}) or give the path of a device file"
+        )
+    from lret_runner.devices import noise_model
+
+    return noise_model(
+        keys["device"],
+        scale=1.0 if keys["scale"] is None else keys["scale"],
+        layout=keys["layout"],
+        idle=True if keys["idle"] is None else keys["idle"],
     )
 
 
@@ -407,7 +487,7 @@ def _component(
             f"{field} has unknown keys {', '.join(map(str, unknown))}: "
             f"allowed are {', '.join(_COMPONENT_KEYS)}"
         )
-    name = check_choice(f"{field}.name", spec.get("name"), NOISE_MODELS[:-1], NoiseError)
+    name = check_choice(f"{field}.name", spec.get("name"), _COMPONENT_MODELS, NoiseError)
     _refuse_unused(field, name, spec)
     if name == "readout" and "readout_error" not in spec and not readout_default:
         raise NoiseError(

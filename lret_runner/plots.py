@@ -24,8 +24,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lret_runner.tables import fmt, metric_lines, number
-from lret_runner.tracking.vocabulary import METRICS
+from lret_runner.tables import describe, fmt, number, summary_sections, varying_columns
+from lret_runner.tracking.vocabulary import METRIC, METRICS
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -301,11 +301,20 @@ def summary_figure(result: Mapping[str, Any], config: Mapping[str, Any] | None =
         ax_hist.set_title("(a) top states", loc="left", fontsize=11, fontweight="bold")
         _no_data(ax_hist, "no counts (shots=0)")
 
-    # (b) key metrics
-    metric_rows = metric_lines(result)
-    width = max(len(k) for k, _ in metric_rows)
+    # (b) what was simulated, then the figures by section (as the terminal shows them)
+    flat = _flat_config(config)
+    head = describe(flat, result)
+    sections = summary_sections({**result, "rank_history": None})
+    width = max(len(k) for _, rows in [("", head), *sections] for k, _ in rows)
+    lines = [f"{k:<{width}}  {v}" for k, v in head]
+    for (title, reference), rows in sections:
+        head = f"-- {title}" + (f" ({reference})" if reference else "")
+        lines += ["", head, *(f"{k:<{width}}  {v}" for k, v in rows)]
     _text_panel(
-        ax_metrics, "(b) key metrics", [f"{k:<{width}}  {v}" for k, v in metric_rows], fontsize=12
+        ax_metrics,
+        "(b) what was simulated, and its figures",
+        lines,
+        fontsize=9 if len(lines) <= 28 else (8 if len(lines) <= 34 else 7),
     )
 
     # (c) configuration
@@ -336,15 +345,32 @@ def summary_figure(result: Mapping[str, Any], config: Mapping[str, Any] | None =
         info_lines += wrapped
     _text_panel(ax_info, "(d) run info", info_lines)
     if ax_rank is not None:
-        ax_rank.step(range(len(history)), history, where="post", color="#dd8452")
-        ax_rank.set_xlabel("moment", fontsize=9)
-        ax_rank.set_ylabel("rank", fontsize=9)
-        ax_rank.set_title("rank history", loc="left", fontsize=10)
-        ax_rank.tick_params(labelsize=8)
-        ax_rank.grid(alpha=0.3)
+        _draw_rank(ax_rank, history, result.get("dense_spans") or [])
 
     fig.suptitle(_suptitle(result, config), fontsize=14)
     return fig
+
+
+def _flat_config(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    from lret_runner.tracking.vocabulary import flatten
+
+    return flatten(dict(config or {}))
+
+
+def _draw_rank(ax: Axes, history: Sequence[float], spans: Sequence[Sequence[int]]) -> None:
+    """The rank held after every moment; moments LRET held a dense matrix shaded."""
+    ax.step(range(len(history)), history, where="post", color="#dd8452", label="rank held")
+    for i, (first, last) in enumerate(spans):
+        ax.axvspan(
+            first, last + 1, color="0.6", alpha=0.3, lw=0, label="dense (2^n)" if i == 0 else None
+        )
+    ax.set_xlabel("moment", fontsize=9)
+    ax.set_ylabel("rank", fontsize=9)
+    ax.set_title("rank after every moment", loc="left", fontsize=10)
+    ax.tick_params(labelsize=8)
+    ax.grid(alpha=0.3)
+    if spans:
+        ax.legend(fontsize=7, loc="upper left")
 
 
 # --------------------------------------------------------------------------- sweeps
@@ -394,7 +420,7 @@ def scaling_figure(
 
 def backend_comparison_figure(
     rows: Sequence[Mapping[str, Any]],
-    metrics: Sequence[str] = ("simulation_time_seconds", "fidelity"),
+    metrics: Sequence[str] = ("simulation_time_seconds", "exact_fidelity"),
     x: str = "circuit.n_qubits",
     group: str = "simulator.name",
 ) -> Figure:
@@ -415,7 +441,7 @@ def backend_comparison_figure(
     width = 0.8 / len(groups)
     for ax, metric in zip(axes, metrics, strict=True):
         data = collected[metric]
-        ax.set_title(_label(metric))
+        ax.set_title(_title(metric), fontsize=10)
         if not data:
             _no_data(ax, f"no {metric} values")
             continue
@@ -437,87 +463,137 @@ def backend_comparison_figure(
     return fig
 
 
-def noise_impact_figure(
-    rows: Sequence[Mapping[str, Any]],
-    x: str = "noise.level",
-    group: str = "noise.name",
-    metric: str = "fidelity",
-) -> Figure:
-    """``metric`` against the noise level, one line per noise model.
-
-    The x axis is logarithmic when the levels are positive and span a decade or more,
-    symlog (linear below the smallest positive level) when they include 0.
-    """
-    data = _collect(rows, metric, x, group)
-    data = {g: {k: v for k, v in d.items() if number(k) is not None} for g, d in data.items()}
-    data = {g: d for g, d in data.items() if d}
-    if not data:
-        raise ValueError(f"noise_impact_figure: no finished rows with numeric {x!r} and {metric!r}")
-    fig = _new_figure(figsize=(7, 4.5), layout="constrained")
-    ax = fig.add_subplot()
-    levels: set[float] = set()
-    for g in sorted(data):
-        xs = sorted(data[g], key=_sort_key)
-        levels.update(float(v) for v in xs)
-        ax.plot([float(v) for v in xs], [_mean(data[g][v]) for v in xs], marker="o", label=g)
+def _level_scale(ax: Axes, levels: set[float]) -> None:
+    """A log x axis when the levels span a decade or more; symlog (linear below the smallest
+    positive level) when they include 0, so that the noiseless point is shown."""
     positive = sorted(v for v in levels if v > 0)
     if positive and min(levels) >= 0:
         if 0 in levels:
             ax.set_xscale("symlog", linthresh=positive[0])
         elif positive[-1] / positive[0] >= 10:
             ax.set_xscale("log")
-    ax.set_xlabel(_label(x))
-    ax.set_ylabel(_label(metric))
-    ax.set_title(f"{_label(metric)} vs {_label(x)}")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(title=group)
+
+
+def _title(metric: str) -> str:
+    """A metric's label with what it is measured against."""
+    m = METRIC.get(metric)
+    if m is None or not m.reference:
+        return _label(metric)
+    return f"{m.label}\n(against {m.reference})"
+
+
+NOISE_FIGURES = ("ideal_fidelity", "ideal_tvd")  # how far noise moved the output
+
+
+def noise_impact_figure(
+    rows: Sequence[Mapping[str, Any]],
+    x: str = "noise.level",
+    group: str = "noise.name",
+    metrics: Sequence[str] = NOISE_FIGURES,
+    target: float | None = 0.99,
+) -> Figure:
+    """Each of ``metrics`` against the noise level, one line per noise model (one panel
+    per metric; a dashed ``target`` line on the fidelity panels).
+
+    The x axis is logarithmic when the levels are positive and span a decade or more,
+    symlog (linear below the smallest positive level) when they include 0.
+    """
+    panels = {}
+    for metric in metrics:
+        data = _collect(rows, metric, x, group)
+        data = {g: {k: v for k, v in d.items() if number(k) is not None} for g, d in data.items()}
+        if any(data.values()):
+            panels[metric] = {g: d for g, d in data.items() if d}
+    if not panels:
+        raise ValueError(
+            f"noise_impact_figure: no finished rows with numeric {x!r} and any of {list(metrics)}"
+        )
+    fig = _new_figure(figsize=(6.5 * len(panels), 4.8), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (metric, data) in zip(axes, panels.items(), strict=True):
+        levels: set[float] = set()
+        for g in sorted(data):
+            xs = sorted(data[g], key=_sort_key)
+            levels.update(float(v) for v in xs)
+            ax.plot([float(v) for v in xs], [_mean(data[g][v]) for v in xs], marker="o", label=g)
+        if target is not None and "fidelity" in metric:
+            ax.axhline(target, linestyle="--", color="0.35", label=f"target {target:g}")
+        _level_scale(ax, levels)
+        ax.set_xlabel(_label(x))
+        ax.set_ylabel(_label(metric))
+        ax.set_title(_title(metric), fontsize=10)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(title=group, fontsize=8)
     return fig
 
 
-def fidelity_over_runs_figure(rows: Sequence[Mapping[str, Any]], target: float = 0.99) -> Figure:
-    """Fidelity of every run in order, a dashed line at ``target``, failed runs marked with x."""
-    idx_ok, fid_ok, idx_failed = [], [], []
-    for i, row in enumerate(rows):
-        if not _finished(row):
-            idx_failed.append(i)
-            continue
-        f = number(row.get("fidelity"))
-        if f is not None:
-            idx_ok.append(i)
-            fid_ok.append(f)
-    if not fid_ok:
+FIDELITIES = ("ideal_fidelity", "exact_fidelity")
+
+
+def fidelity_over_runs_figure(
+    rows: Sequence[Mapping[str, Any]], target: float = 0.99, x: str | None = None
+) -> Figure:
+    """Each fidelity the runs have (to the noiseless circuit, to the exact state: one panel
+    each) against the swept parameter ``x`` (default: the first config key that varies;
+    the run index when none does), one line per value of the other swept keys; a dashed
+    line at ``target``; failed runs marked with x at their position."""
+    rows = list(rows)
+    present = [
+        m for m in FIDELITIES if any(_finished(r) and number(r.get(m)) is not None for r in rows)
+    ]
+    if not present:
         raise ValueError("fidelity_over_runs_figure: no finished run has a fidelity")
-    fig = _new_figure(
-        figsize=(max(6.0, min(14.0, 0.25 * len(rows) + 4)), 4.5), layout="constrained"
-    )
-    ax = fig.add_subplot()
-    ax.plot(idx_ok, fid_ok, marker="o", label="fidelity", color="C0")
-    ax.axhline(target, linestyle="--", color="0.35", label=f"target {target:g}")
-    below = sum(f < target for f in fid_ok)
-    if idx_failed:
-        # at the bottom of the axes, whatever the fidelity range
-        ax.plot(
-            idx_failed,
-            [0.03] * len(idx_failed),
-            linestyle="none",
-            marker="x",
-            color="C3",
-            markersize=9,
-            label=f"failed ({len(idx_failed)})",
-            transform=ax.get_xaxis_transform(),
-        )
-    if len(rows) <= 30:
-        ax.set_xticks(range(len(rows)))
-        ax.set_xticklabels(
-            [_short_id(r, i) for i, r in enumerate(rows)], rotation=90, fontfamily=MONO, fontsize=8
-        )
-        ax.set_xlabel("run")
-    else:
-        ax.set_xlabel("run index")
-    ax.set_ylabel("fidelity")
-    ax.set_title(f"fidelity over runs ({below} of {len(fid_ok)} below target)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    swept = [k for k in varying_columns(rows) if k.startswith(CONFIG_SECTIONS + ("run.",))]
+    x = x or (swept[0] if swept else None)
+    others = [k for k in swept if k != x]
+    if x is None:
+        rows = [{**r, "run index": i} for i, r in enumerate(rows)]
+        x = "run index"
+    values = sorted({r.get(x) for r in rows if r.get(x) is not None}, key=_sort_key)
+    numeric = all(number(v) is not None for v in values)
+    position = {v: (float(v) if numeric else i) for i, v in enumerate(values)}
+    fig = _new_figure(figsize=(6.5 * len(present), 4.8), layout="constrained")
+    axes = fig.subplots(1, len(present), squeeze=False)[0]
+    for ax, metric in zip(axes, present, strict=True):
+        lines: dict[str, list[tuple[float, float]]] = {}
+        failed = []
+        for r in rows:
+            if r.get(x) is None:
+                continue
+            if not _finished(r):
+                failed.append(position[r.get(x)])
+                continue
+            f = number(r.get(metric))
+            if f is not None:
+                name = ", ".join(f"{k}={_scalar(r.get(k))}" for k in others)
+                lines.setdefault(name, []).append((position[r.get(x)], f))
+        below = sum(f < target for pts in lines.values() for _, f in pts)
+        total = sum(len(pts) for pts in lines.values())
+        for name in sorted(lines):
+            pts = sorted(lines[name])
+            ax.plot([p for p, _ in pts], [f for _, f in pts], marker="o", label=name or metric)
+        ax.axhline(target, linestyle="--", color="0.35", label=f"target {target:g}")
+        if failed:
+            ax.plot(
+                failed,
+                [0.03] * len(failed),
+                linestyle="none",
+                marker="x",
+                color="C3",
+                markersize=9,
+                label=f"failed ({len(failed)})",
+                transform=ax.get_xaxis_transform(),
+            )
+        if numeric and x == "noise.level":
+            _level_scale(ax, set(position.values()))
+        if not numeric:
+            ax.set_xticks(range(len(values)))
+            ax.set_xticklabels([str(v) for v in values], rotation=45, ha="right", fontsize=8)
+        ax.set_xlabel(_label(x))
+        ax.set_ylabel(_label(metric))
+        ax.set_title(f"{_title(metric)}: {below} of {total} runs below target", fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     return fig
 
 
@@ -525,7 +601,8 @@ def comparison_figure(
     runs: Sequence[Mapping[str, Any]],
     metrics: Sequence[str] = (
         "simulation_time_seconds",
-        "fidelity",
+        "ideal_fidelity",
+        "exact_fidelity",
         "final_rank",
         "memory_used_mb",
         "truncation_error",
@@ -580,7 +657,7 @@ def comparison_figure(
         ax.set_xticks(range(len(runs)))
         ax.set_xticklabels(labels, rotation=45, ha="right", fontfamily=MONO, fontsize=8)
         ax.set_xlim(-0.6, len(runs) - 0.4)
-        ax.set_title(_label(metric))
+        ax.set_title(_title(metric), fontsize=10)
         ax.grid(axis="y", alpha=0.3)
     return fig
 
@@ -593,25 +670,28 @@ def sweep_figures(rows: Sequence[Mapping[str, Any]]) -> dict[str, Figure]:
     """The figures that fit a sweep, keyed by file stem.
 
     - ``scaling``: more than one distinct ``circuit.n_qubits``;
-    - ``backend_comparison``: more than one distinct ``simulator.name``;
-    - ``noise_impact``: more than one distinct ``noise.level`` (fidelity, or final rank
-      when no run has a fidelity);
-    - ``fidelity_over_runs``: any run has a fidelity.
+    - ``backend_comparison``: more than one distinct ``simulator.name`` (time, and the
+      fidelity to the exact state);
+    - ``noise_impact``: more than one distinct ``noise.level`` (the fidelity and TVD to the
+      noiseless circuit; the final rank when no run has them);
+    - ``fidelity_over_runs``: any run has a fidelity (to the noiseless circuit or the exact
+      state), against the swept parameter.
 
     A chosen figure with nothing to plot (e.g. every run failed) is left out.
     """
     rows = list(rows)
-    has_fidelity = any(number(r.get("fidelity")) is not None for r in rows)
+    has_noise_figures = any(number(r.get(m)) is not None for r in rows for m in NOISE_FIGURES)
     makers: dict[str, Any] = {}
     if len(_distinct(rows, "circuit.n_qubits")) > 1:
         makers["scaling"] = lambda: scaling_figure(rows)
     if len(_distinct(rows, "simulator.name")) > 1:
         makers["backend_comparison"] = lambda: backend_comparison_figure(rows)
     if len(_distinct(rows, "noise.level")) > 1:
-        metric = "fidelity" if has_fidelity else "final_rank"
-        makers["noise_impact"] = lambda: noise_impact_figure(rows, metric=metric)
-    if has_fidelity:
-        makers["fidelity_over_runs"] = lambda: fidelity_over_runs_figure(rows)
+        metrics = NOISE_FIGURES if has_noise_figures else ("final_rank",)
+        makers["noise_impact"] = lambda: noise_impact_figure(rows, metrics=metrics)
+    if any(number(r.get(m)) is not None for r in rows for m in FIDELITIES):
+        x = "noise.level" if len(_distinct(rows, "noise.level")) > 1 else None
+        makers["fidelity_over_runs"] = lambda: fidelity_over_runs_figure(rows, x=x)
     out: dict[str, Figure] = {}
     for stem, make in makers.items():
         try:

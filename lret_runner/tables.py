@@ -14,18 +14,23 @@ from typing import Any
 
 from rich.console import Console, RenderableType
 from rich.table import Table
+from rich.text import Text
 
-from lret_runner.tracking.vocabulary import METRICS
+from lret_runner.tracking.vocabulary import METRICS, SECTIONS
 
 __all__ = [
     "BLOCKS",
     "SPARKS",
     "histogram",
+    "describe",
     "metrics_table",
+    "rank_sparkline",
     "render",
     "rows_table",
     "rows_text",
     "sparkline",
+    "summary_sections",
+    "varying_columns",
 ]
 
 FULL = "█"
@@ -130,42 +135,129 @@ def fmt(value: Any, kind: str = "g") -> str:
     return f"{num:.4g}"
 
 
-# (label, result key, format) rows: who ran what, then the key metrics
-RUN_FIELDS: tuple[tuple[str, str, str], ...] = (
-    ("status", "status", "str"),
-    ("backend", "backend_used", "str"),
-    ("qubits", "n_qubits", "int"),
-    ("depth", "depth", "int"),
-)
-KEY_METRICS: tuple[tuple[str, str, str], ...] = tuple((m.label, m.key, m.fmt) for m in METRICS)
-_OPTIONAL = {m.key for m in METRICS if m.optional}
+# ---------------------------------------------------------------- one run's summary
+# The terminal table, summary.png and `runs show` draw the same sections from the metric
+# registry: what was simulated, the noise figures against the noiseless circuit, the
+# task's figures, the engine's accuracy against the exact state, the ranks, the cost.
+DENSE_MARK = "▒"  # a moment LRET ended holding a dense matrix, in the rank sparkline
+_PLACEMENT = {"gate": "after every gate", "moment": "after every moment, on every qubit"}
 
 
-def metric_lines(
-    result: Mapping[str, Any], rows: Sequence[tuple[str, str, str]] = KEY_METRICS
-) -> list[tuple[str, str]]:
-    """(label, formatted value) for each row; the terminal table and the summary PNG share it.
-    An optional metric (energy, expected cut, ...) the run does not have is left out."""
+def describe(params: Mapping[str, Any], result: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What was simulated, from the run's flat params (``circuit.name``, ``noise.level``...)
+    and its result: the circuit, the noise model and the engine, one line each."""
+    name = params.get("circuit.name")
+    if name == "qasm" and params.get("circuit.path"):
+        name = f"qasm file {str(params['circuit.path']).rsplit('/', 1)[-1]}"
+    n = result.get("n_qubits", params.get("circuit.n_qubits"))
+    circuit = ", ".join(
+        [str(name or "n/a")]
+        + ([f"{n} qubits"] if n is not None else [])
+        + ([f"depth {result['depth']}"] if result.get("depth") is not None else [])
+    )
+    engine = str(result.get("backend_used") or params.get("simulator.name") or "n/a")
+    if params.get("simulator.name") == "auto":
+        engine = f"{engine} (chosen by auto)"
+    return [("circuit", circuit), ("noise", _noise_text(params)), ("engine", engine)]
+
+
+def _noise_text(params: Mapping[str, Any]) -> str:
+    name = params.get("noise.name")
+    if name is None:
+        return "n/a"
+    if name == "none":
+        return "none (the noiseless circuit)"
+    where = _PLACEMENT.get(str(params.get("noise.placement")), "")
+    if name == "thermal":
+        text = f"thermal, T1={params.get('noise.t1'):g} s, T2={params.get('noise.t2'):g} s"
+    elif name == "readout":
+        text = f"readout, flip probability {params.get('noise.readout_error'):g}"
+    elif name == "composite":
+        parts = [str(c.get("name")) for c in params.get("noise.components") or []]
+        text = f"composite ({' + '.join(parts)})"
+    elif name == "device":
+        text = f"device {params.get('noise.device')}, scale {params.get('noise.scale'):g}"
+    elif params.get("noise.level") is not None:
+        text = f"{name}, p={params['noise.level']:g}"
+        if name == "depolarizing":
+            text += " (Cirq's depolarize(p))"
+    else:
+        text = str(name)
+    return f"{text} {where}".strip()
+
+
+def _observables(result: Mapping[str, Any]) -> list[tuple[str, str]]:
+    ideal = result.get("ideal_expectation_values") or {}
     return [
-        (label, fmt(result.get(key), kind))
-        for label, key, kind in rows
-        if not (result.get(key) is None and key in _OPTIONAL)
+        (f"<{pauli}>", f"{fmt(value, '6f')}   noiseless {fmt(ideal.get(pauli), '6f')}")
+        for pauli, value in (result.get("expectation_values") or {}).items()
     ]
 
 
-def metrics_table(result: Mapping[str, Any]) -> Table:
-    """A two-column Metric/Value table of a run's key metrics (None shows as ``n/a``)."""
-    table = Table()
+def summary_sections(
+    result: Mapping[str, Any],
+) -> list[tuple[tuple[str, str], list[tuple[str, str]]]]:
+    """((title, what it is measured against), [(label, formatted value)]) in the order every
+    view shows them.
+
+    An optional figure the run does not have (an energy, a cut, XEB) is left out; a
+    reference that was not computed says why."""
+    sections: dict[str, list[tuple[str, str]]] = {key: [] for key in SECTIONS}
+    for m in METRICS:
+        value = result.get(m.key)
+        if value is None and m.optional:
+            continue
+        text = fmt(value, m.fmt) + (f" {m.unit}" if m.unit == "columns" and value else "")
+        sections[m.section].append((m.label, text))
+    sections["noise"] += _observables(result)
+    # how each reference was obtained, or why it was not
+    sections["noise"].append(("reference", str(result.get("ideal_reference", "n/a"))))
+    sections["accuracy"].append(("reference", str(result.get("exact_reference", "n/a"))))
+    history = result.get("rank_history")
+    if history:
+        sections["rank"].append(("rank history", rank_sparkline(history, result)))
+    return [(SECTIONS[k], rows) for k, rows in sections.items() if rows]
+
+
+def rank_sparkline(history: Sequence[float], result: Mapping[str, Any], width: int = 30) -> str:
+    """The rank after every moment as a sparkline; moments held dense are marked."""
+    spans = result.get("dense_spans") or []
+    line = sparkline(history, width=width)
+    if not spans:
+        return line
+    n = len(history)
+    cells = list(line)
+    for i in range(len(cells)):  # cell i covers moments [i n / len, (i + 1) n / len)
+        first, last = i * n // len(cells), max(i * n // len(cells), (i + 1) * n // len(cells) - 1)
+        if any(a <= last and first <= b for a, b in spans):
+            cells[i] = DENSE_MARK
+    moments = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in spans)
+    return f"{''.join(cells)}  ({DENSE_MARK} dense: moments {moments} of {n})"
+
+
+def metrics_table(result: Mapping[str, Any], params: Mapping[str, Any] | None = None) -> Table:
+    """A run's summary as a two-column table: what was simulated (from its flat ``params``),
+    then one titled section per group of figures (None shows as ``n/a``)."""
+    table = Table(show_header=False)
     table.add_column("Metric", style="bold")
     table.add_column("Value")
     if result.get("run_id"):
-        table.add_row("run id", str(result["run_id"]))
-    for label, value in metric_lines(result, RUN_FIELDS + KEY_METRICS):
-        table.add_row(label, value)
-    history = result.get("rank_history")
-    if history:
-        table.add_row("rank history", sparkline(history, width=30))
+        table.add_row("run id", Text(str(result["run_id"])))
+    table.add_row("status", Text(str(result.get("status", "n/a"))))
+    for label, value in describe(params or {}, result):
+        table.add_row(label, Text(value))
+    for (title, reference), section in summary_sections(result):
+        table.add_section()
+        table.add_row(Text(title, style="italic"), Text(reference, style="italic"))
+        for label, value in section:
+            table.add_row(Text(label), Text(value))
     return table
+
+
+def varying_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Config keys (dotted) whose value differs between rows: a sweep's axes."""
+    keys = sorted({k for r in rows for k in r if "." in k})
+    return [k for k in keys if len({str(r.get(k)) for r in rows}) > 1]
 
 
 def _cell(value: Any) -> str:

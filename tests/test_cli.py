@@ -39,11 +39,13 @@ RUNNER = [
 MISSING_RUN = "0123456789abcdef0123456789abcdef"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COMPARED = (
-    "simulation_time_seconds",
-    "fidelity",
-    "final_rank",
-    "memory_used_mb",
+    "ideal_fidelity",
+    "ideal_tvd",
+    "exact_fidelity",
     "truncation_error",
+    "final_rank",
+    "simulation_time_seconds",
+    "memory_used_mb",
 )
 
 
@@ -519,7 +521,9 @@ def test_runs_list_filters(store: Store, capsys: pytest.CaptureFixture[str]) -> 
     metrics = store.client().get_run(store.c).data.metrics
     assert row["session"] == "alpha" and row["status"] == "FINISHED"
     assert (row["circuit"], row["n_qubits"], row["backend_used"]) == ("random", 3, "lret")
-    assert row["fidelity"] == metrics["fidelity"] and row["final_rank"] == metrics["final_rank"]
+    assert row["exact_fidelity"] == metrics["exact_fidelity"]
+    assert row["ideal_fidelity"] == metrics["ideal_fidelity"]
+    assert row["final_rank"] == metrics["final_rank"]
     assert row["simulation_time_seconds"] == metrics["simulation_time_seconds"]
 
     code, out, _ = call(store, capsys, "runs", "list", "--session", "alpha")
@@ -530,7 +534,8 @@ def test_runs_list_filters(store: Store, capsys: pytest.CaptureFixture[str]) -> 
         "status",
         "circuit",
         "backend_used",
-        "fidelity",
+        "F noiseless",
+        "F exact",
         "final rank",
         "started",
     ):
@@ -551,7 +556,8 @@ def test_runs_show(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     assert history and record["rank_history"] == history
     assert record["status"] == "FINISHED" and record["session"] == "alpha"
     assert record["params"]["circuit.depth"] == 4  # typed, from the config tags
-    assert record["metrics"]["fidelity"] == client.get_run(store.a).data.metrics["fidelity"]
+    recorded = client.get_run(store.a).data.metrics
+    assert record["metrics"]["exact_fidelity"] == recorded["exact_fidelity"]
     assert sum(record["counts"].values()) == 1024
     assert all(len(k) == 3 and set(k) <= {"0", "1"} for k in record["counts"])
 
@@ -559,11 +565,22 @@ def test_runs_show(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0, err
     assert store.a in out
     for word in (
+        "circuit",
+        "random, 3 qubits",  # what was simulated
+        "noise",
+        "against the noiseless circuit",
+        "fidelity to noiseless",
+        "TVD to noiseless output",
+        "engine accuracy",
+        "against the exact state of the same noisy circuit",
+        "fidelity to exact",
+        "fdm (",  # how the exact state was obtained
+        "noiseless state vector (",
         "simulation time",
         "final rank",
-        "max rank",
-        "truncation error",
-        "fidelity",
+        "largest rank kept",
+        "widest factor before truncation",
+        "truncation error bound",
         "circuit.depth",
     ):
         assert word in out
@@ -707,7 +724,7 @@ def test_compare(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
 
     metrics = [client.get_run(i).data.metrics for i in ids]
     for name in COMPARED:
-        higher = name == "fidelity"
+        higher = "fidelity" in name
         values = [m[name] for m in metrics]
         lo, hi, improvement = _expected(values, higher)
         got = result["metrics"][name]
@@ -721,7 +738,7 @@ def test_compare(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     for word in (
         "circuit.depth",
         "noise.level",
-        *COMPARED,
+        *(V.METRIC[name].label for name in COMPARED),
         "min",
         "max",
         "improvement",
@@ -737,7 +754,7 @@ def test_compare_plot(store: Store, capsys: pytest.CaptureFixture[str], tmp_path
     png = tmp_path / "charts" / "compare.png"
     result = call_json(store, capsys, "compare", store.a, store.c, store.failed, "--plot", str(png))
     assert result["plot"] == str(png)
-    assert result["metrics"]["fidelity"]["values"][2] is None  # the failed run
+    assert result["metrics"]["exact_fidelity"]["values"][2] is None  # the failed run
     assert png.read_bytes()[:8] == PNG_SIGNATURE
     import matplotlib.image as mpimg
 

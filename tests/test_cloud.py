@@ -246,7 +246,7 @@ def test_a_staged_job_runs_as_a_child_of_its_batch(tmp_path: Path, monkeypatch) 
     assert main([str(folder)]) == 0
     [run] = tracker.batch_jobs(parent)
     assert run.status == "FINISHED" and run.job_num == 3
-    assert run.params["run.shots"] == 9 and run.metrics["fidelity"] == pytest.approx(1.0)
+    assert run.params["run.shots"] == 9 and run.metrics["exact_fidelity"] == pytest.approx(1.0)
     assert list(work.glob(f"lret-output/{staged.name}/3/result.json"))
 
     # what Hydra's sweeper gets back: job 3 from the store, job 2 failed by the engine
@@ -274,7 +274,7 @@ def test_an_optuna_trial_gets_the_objectives_its_run_logged(monkeypatch: pytest.
         1: SimpleNamespace(
             status="FINISHED", error=None, metrics={"objective.time": 2.0, "objective.f": 0.9}
         ),
-        2: SimpleNamespace(status="FINISHED", error=None, metrics={"fidelity": 0.9}),
+        2: SimpleNamespace(status="FINISHED", error=None, metrics={"exact_fidelity": 0.9}),
     }
     monkeypatch.setattr(jobs, "_job_runs", lambda staged, config: runs)
     outcomes = [jobs.Outcome(i, True) for i in range(3)]

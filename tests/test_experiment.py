@@ -114,8 +114,8 @@ def test_compare_to_exact_for_lret_threshold_zero() -> None:
     )
     assert result.exact_reference.startswith("fdm (")
     # RunResult.fidelity goes through metrics' dense path (accurate to ~1e-8 only)
-    assert abs(result.fidelity - 1) < 1e-7
-    assert result.trace_distance < 1e-10
+    assert abs(result.exact_fidelity - 1) < 1e-7
+    assert result.exact_trace_distance < 1e-10
     ref = cirq_reference(circuit)
     assert np.abs(metrics.dense(out.state) - ref).max() < 1e-10
 
@@ -127,34 +127,34 @@ def test_compare_to_exact_for_truncated_lret() -> None:
     )
     ref = metrics.Dense(cirq_reference(circuit))
     assert result.truncation_error > 0
-    assert result.fidelity < 1 - 1e-4
+    assert result.exact_fidelity < 1 - 1e-4
     expected_f = metrics.fidelity(out.state, metrics.to_low_rank(ref))
-    assert abs(result.fidelity - expected_f) < 1e-7
-    assert abs(result.trace_distance - metrics.trace_distance(out.state, ref)) < 1e-10
-    assert result.trace_distance <= result.truncation_error + 1e-9
-    assert 1 - result.fidelity <= result.truncation_error + 1e-9
+    assert abs(result.exact_fidelity - expected_f) < 1e-7
+    assert abs(result.exact_trace_distance - metrics.trace_distance(out.state, ref)) < 1e-10
+    assert result.exact_trace_distance <= result.truncation_error + 1e-9
+    assert 1 - result.exact_fidelity <= result.truncation_error + 1e-9
 
 
 def test_compare_to_exact_for_cirq_and_fdm() -> None:
     circuit = noisy(3)
     result, _ = simulate(circuit, simulator="cirq", compare_to_exact=True)
     assert result.exact_reference.startswith("fdm (")
-    assert abs(result.fidelity - 1) < 1e-7
-    assert result.trace_distance < 1e-10
+    assert abs(result.exact_fidelity - 1) < 1e-7
+    assert result.exact_trace_distance < 1e-10
     result, _ = simulate(circuit, simulator="fdm", compare_to_exact=True)
-    assert result.fidelity == 1.0 and result.trace_distance == 0.0
+    assert result.exact_fidelity == 1.0 and result.exact_trace_distance == 0.0
     assert "exact reference" in result.exact_reference
 
 
 def test_no_comparison_unless_asked() -> None:
     result, _ = simulate(noisy(3), simulator="lret")
-    assert result.fidelity is None and result.trace_distance is None
+    assert result.exact_fidelity is None and result.exact_trace_distance is None
     assert result.exact_reference == "not requested"
 
 
 def test_exact_max_qubits_below_n() -> None:
     result, _ = simulate(noisy(3), simulator="lret", compare_to_exact=True, exact_max_qubits=2)
-    assert result.fidelity is None and result.trace_distance is None
+    assert result.exact_fidelity is None and result.exact_trace_distance is None
     assert "n_qubits=3 > run.exact_max_qubits=2" in result.exact_reference
 
 
@@ -162,7 +162,7 @@ def test_exact_reference_refused_for_memory(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(sim_base, "available_bytes", lambda: float(2**20))
     result, _ = simulate(ghz(n_qubits=9), simulator="lret", compare_to_exact=True)
     assert result.status == "FINISHED"
-    assert result.fidelity is None
+    assert result.exact_fidelity is None
     assert result.exact_reference.startswith("skipped: simulator=fdm refuses n_qubits=9")
     with pytest.raises(MemoryRefusal, match="n_qubits=9"):
         simulate(ghz(n_qubits=9), simulator="fdm")
@@ -296,7 +296,9 @@ def test_record_fields() -> None:
     assert result.n_qubits == 4
     assert result.final_rank == out.final_rank
     assert result.rank_history == out.rank_history and len(result.rank_history) == len(circuit)
-    assert result.max_rank >= max(result.rank_history)
+    assert result.largest_rank == max(result.rank_history) <= 2**4  # a rank held: <= 2^n
+    assert result.widest_factor >= result.largest_rank  # columns before a truncation cut them
+    assert result.dense_spans == []  # never dense at this size and threshold
     assert result.simulation_time_seconds > 0
     assert result.memory_used_mb > 0
     assert abs(result.purity - metrics.purity(out.state)) < 1e-15

@@ -132,7 +132,10 @@ def test_noise_error_is_a_value_error() -> None:
 # --------------------------------------------------------------------------- placement
 
 
-@pytest.mark.parametrize("name", [m for m in NOISE_MODELS if m not in ("composite", "thermal")])
+# device noise (tests/test_devices.py) has no level and no placement; scale 0 is its zero
+@pytest.mark.parametrize(
+    "name", [m for m in NOISE_MODELS if m not in ("composite", "thermal", "device")]
+)
 @pytest.mark.parametrize("placement", ["gate", "moment"])
 def test_zero_strength_adds_nothing(name: str, placement: str) -> None:
     circuit = ghz(n_qubits=3, measure=True)
@@ -351,3 +354,25 @@ def test_composite_components_inherit_the_composite_parameters() -> None:
     noisy = add_noise(cirq.Circuit(cirq.X(Q[0]), cirq.measure(Q[0], key="m")), model)
     assert noisy[1].operations[0].untagged == cirq.bit_flip(0.05).on(Q[0])
     assert noisy[2].operations[0].untagged == cirq.bit_flip(0.2).on(Q[0])
+
+
+@pytest.mark.parametrize("p", [0.001, 0.05, 0.3])
+def test_depolarizing_level_is_qiskit_depolarizing_error(p: float) -> None:
+    """noise.level=p is Cirq's depolarize(p) (p/3 per Pauli on one qubit, p/15 per
+    non-identity two-qubit Pauli): Qiskit Aer's depolarizing_error(4p/3, 1) and
+    depolarizing_error(16p/15, 2), as superoperators."""
+    pytest.importorskip("qiskit_aer")
+    from qiskit.quantum_info import Kraus, SuperOp
+    from qiskit_aer.noise import depolarizing_error
+
+    q = cirq.LineQubit.range(2)
+    circuit = cirq.Circuit(cirq.X(q[0]), cirq.CNOT(q[0], q[1]))
+    noisy = add_noise(circuit, build_noise_model("depolarizing", level=p))
+    one, two = (noisy[1].operations[0], noisy[3].operations[0])  # the model's own channels
+    for op, aer in (
+        (one, depolarizing_error(4 * p / 3, 1)),
+        (two, depolarizing_error(16 * p / 15, 2)),
+    ):
+        ours = SuperOp(Kraus([np.asarray(k) for k in cirq.kraus(op)]))
+        # a depolarizing channel is symmetric under qubit exchange: endianness does not matter
+        assert np.abs(ours.data - SuperOp(aer.to_quantumchannel()).data).max() < 1e-14

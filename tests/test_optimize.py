@@ -161,8 +161,11 @@ def test_architecture_slot_choices() -> None:
 @pytest.mark.parametrize(
     ("overrides", "needle"),
     [
-        (["optimize.objective=fidelity", "run.compare_to_exact=false"], "run.compare_to_exact"),
-        (["optimize.objective=fidelity", "circuit.n_qubits=14"], "run.exact_max_qubits=12"),
+        (
+            ["optimize.objective=exact_fidelity", "run.compare_to_exact=false"],
+            "run.compare_to_exact",
+        ),
+        (["optimize.objective=exact_fidelity", "circuit.n_qubits=14"], "run.exact_max_qubits=12"),
         (["optimize.objective=energy"], "hamiltonian=h2"),
         (["optimize.objective=expected_cut"], "circuit=qaoa"),
         (["optimize.objective=fitness"], "optimize.target=ghz"),
@@ -170,7 +173,7 @@ def test_architecture_slot_choices() -> None:
         (["optimize.objective=speed"], "is not a metric of a run"),
         (
             [
-                "optimize.objective=[fidelity,purity]",
+                "optimize.objective=[exact_fidelity,purity]",
                 "optimize.direction=[maximize,minimize,maximize]",
             ],
             "has 3 entries",
@@ -178,8 +181,8 @@ def test_architecture_slot_choices() -> None:
         (["optimize.direction=up"], "optimize.direction='up' is invalid"),
         (
             [
-                "optimize.objective=[fidelity,simulation_time_seconds]",
-                "optimize.min_fidelity=0.9",
+                "optimize.objective=[exact_fidelity,simulation_time_seconds]",
+                "optimize.min_exact_fidelity=0.9",
                 "optimize.direction=[maximize,minimize]",
             ],
             "single objective",
@@ -193,8 +196,10 @@ def test_an_objective_the_run_cannot_produce_is_refused(overrides: list[str], ne
 
 def _result(**fields: object) -> SimpleNamespace:
     base = dict(
-        fidelity=None, target_fidelity=None, two_qubit_gates=None, expectation_values={},
-        exact_reference="not requested", simulation_time_seconds=0.5, energy=None,
+        exact_fidelity=None, ideal_fidelity=None, target_fidelity=None, two_qubit_gates=None,
+        expectation_values={},
+        exact_reference="not requested", ideal_reference="not computed",
+        simulation_time_seconds=0.5, energy=None,
     )  # fmt: skip
     return SimpleNamespace(**{**base, **fields})
 
@@ -204,15 +209,15 @@ def test_penalty_below_min_fidelity_is_added_when_minimising() -> None:
         [
             "optimize.objective=simulation_time_seconds",
             "optimize.direction=minimize",
-            "optimize.min_fidelity=0.99",
+            "optimize.min_exact_fidelity=0.99",
             "optimize.penalty=100",
         ]  # fmt: skip
     )
     score = objectives.scorer(cfg)
-    assert score(_result(fidelity=0.995)) == {"simulation_time_seconds": 0.5}
-    assert score(_result(fidelity=0.98))["simulation_time_seconds"] == pytest.approx(1.5)
-    with pytest.raises(ObjectiveUndefined, match="min_fidelity"):
-        score(_result(fidelity=None))
+    assert score(_result(exact_fidelity=0.995)) == {"simulation_time_seconds": 0.5}
+    assert score(_result(exact_fidelity=0.98))["simulation_time_seconds"] == pytest.approx(1.5)
+    with pytest.raises(ObjectiveUndefined, match="min_exact_fidelity"):
+        score(_result(exact_fidelity=None))
 
 
 def test_penalty_is_subtracted_when_maximising_and_fitness_counts_two_qubit_gates() -> None:
@@ -221,20 +226,25 @@ def test_penalty_is_subtracted_when_maximising_and_fitness_counts_two_qubit_gate
             "optimize.objective=fitness",
             "optimize.target=ghz",
             "optimize.two_qubit_penalty=0.01",
-            "optimize.min_fidelity=0.9",
+            "optimize.min_exact_fidelity=0.9",
             "optimize.penalty=10",
         ]  # fmt: skip
     )
-    value = objectives.scorer(cfg)(_result(fidelity=0.8, target_fidelity=0.9, two_qubit_gates=3))
+    value = objectives.scorer(cfg)(
+        _result(exact_fidelity=0.8, target_fidelity=0.9, two_qubit_gates=3)
+    )
     assert value["fitness"] == pytest.approx(0.9 - 0.03 - 10 * 0.1)
 
 
 def test_an_undefined_objective_is_an_error_not_a_number() -> None:
-    cfg = compose_config(["optimize.objective=[infidelity,simulation_time_seconds]",
+    cfg = compose_config(["optimize.objective=[exact_infidelity,simulation_time_seconds]",
                           "optimize.direction=minimize"])  # fmt: skip
     score = objectives.scorer(cfg)
-    assert score(_result(fidelity=0.75)) == {"infidelity": 0.25, "simulation_time_seconds": 0.5}
-    with pytest.raises(ObjectiveUndefined, match="infidelity has no value"):
+    assert score(_result(exact_fidelity=0.75)) == {
+        "exact_infidelity": 0.25,
+        "simulation_time_seconds": 0.5,
+    }
+    with pytest.raises(ObjectiveUndefined, match="exact_infidelity has no value"):
         score(_result(exact_reference="skipped: n_qubits=14 > run.exact_max_qubits=12"))
 
 

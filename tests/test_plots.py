@@ -43,13 +43,18 @@ def row(
         "noise.name": noise,
         "status": status,
         "simulation_time_seconds": 0.001 * 2**n,
-        "fidelity": 1 - level,
+        "exact_fidelity": 1 - level,
+        "ideal_fidelity": (1 - level) ** 2,
+        "ideal_tvd": level / 2,
         "final_rank": n,
         "memory_used_mb": float(n),
         "truncation_error": 1e-6,
     }
     base.update(metrics)
     return base
+
+
+NO_FIDELITY: dict[str, object] = dict(exact_fidelity=None, ideal_fidelity=None, ideal_tvd=None)
 
 
 def texts(fig: Figure) -> str:
@@ -124,7 +129,7 @@ def test_summary_config_values_are_short() -> None:
 
 def test_summary_without_counts_history_and_with_error() -> None:
     result = dict(
-        RESULT, counts=None, rank_history=None, status="FAILED", error="boom " * 40, fidelity=None
+        RESULT, counts=None, rank_history=None, status="FAILED", error="boom " * 40, **NO_FIDELITY
     )
     fig = plots.summary_figure(result, {})
     assert visible_axes(fig) == 4
@@ -172,11 +177,11 @@ def test_backend_comparison_grouped_bars() -> None:
 
 
 def test_backend_comparison_metric_without_data() -> None:
-    rows = [row(sim, 4, fidelity=None) for sim in ("lret", "fdm")]
-    fig = plots.backend_comparison_figure(rows, metrics=("final_rank", "fidelity"))
+    rows = [row(sim, 4, **NO_FIDELITY) for sim in ("lret", "fdm")]
+    fig = plots.backend_comparison_figure(rows, metrics=("final_rank", "exact_fidelity"))
     assert len(fig.axes[0].patches) == 2
     assert len(fig.axes[1].patches) == 0
-    assert "no fidelity values" in texts(fig)
+    assert "no exact_fidelity values" in texts(fig)
 
 
 def test_noise_impact_symlog_with_zero() -> None:
@@ -186,61 +191,78 @@ def test_noise_impact_symlog_with_zero() -> None:
         for lv in (0.0, 0.001, 0.01, 0.1)
     ]
     fig = plots.noise_impact_figure(rows)
-    (ax,) = fig.axes
-    assert ax.get_xscale() == "symlog"
-    assert [line.get_label() for line in ax.lines] == ["damping", "depolarizing"]
-    assert list(ax.lines[0].get_xdata()) == [0.0, 0.001, 0.01, 0.1]
+    fid_ax, tvd_ax = fig.axes  # fidelity and TVD to the noiseless circuit
+    assert "against the noiseless circuit" in fid_ax.get_title()
+    assert fid_ax.get_xscale() == tvd_ax.get_xscale() == "symlog"  # 0 is shown
+    labels = [line.get_label() for line in fid_ax.lines]
+    assert labels == ["damping", "depolarizing", "target 0.99"]
+    assert list(fid_ax.lines[0].get_xdata()) == [0.0, 0.001, 0.01, 0.1]
+    assert list(fid_ax.lines[0].get_ydata()) == pytest.approx([1.0, 0.998001, 0.9801, 0.81])
+    assert [line.get_label() for line in tvd_ax.lines] == ["damping", "depolarizing"]
 
 
 def test_noise_impact_log_without_zero_and_linear_for_narrow_range() -> None:
-    (ax,) = plots.noise_impact_figure([row(level=lv) for lv in (0.001, 0.01, 0.1)]).axes
-    assert ax.get_xscale() == "log"
-    (ax,) = plots.noise_impact_figure([row(level=lv) for lv in (0.02, 0.04)]).axes
-    assert ax.get_xscale() == "linear"
+    fig = plots.noise_impact_figure([row(level=lv) for lv in (0.001, 0.01, 0.1)])
+    assert [ax.get_xscale() for ax in fig.axes] == ["log", "log"]
+    fig = plots.noise_impact_figure([row(level=lv) for lv in (0.02, 0.04)])
+    assert [ax.get_xscale() for ax in fig.axes] == ["linear", "linear"]
 
 
 def test_fidelity_over_runs_target_and_failed_marks() -> None:
     rows = [
         row(level=0.001),
         row(level=0.05),
-        row(status="FAILED", fidelity=None),
-        row(fidelity=None),
+        row(status="FAILED", **NO_FIDELITY),
+        row(**NO_FIDELITY),
         row(level=0.0),
     ]
     fig = plots.fidelity_over_runs_figure(rows, target=0.99)
-    (ax,) = fig.axes
-    fid, target, failed = ax.lines
-    assert list(fid.get_xdata()) == [0, 1, 4]
-    assert list(fid.get_ydata()) == pytest.approx([0.999, 0.95, 1.0])
+    ideal_ax, exact_ax = fig.axes  # one panel per fidelity, each saying its reference
+    assert "against the noiseless circuit" in ideal_ax.get_title()
+    assert "against the exact density matrix" in exact_ax.get_title()
+    fid, target, failed = exact_ax.lines
+    assert exact_ax.get_xlabel() == "noise level"  # the swept parameter, not run ids
+    assert list(fid.get_xdata()) == [0.0, 0.001, 0.05]  # in level order
+    assert list(fid.get_ydata()) == pytest.approx([1.0, 0.999, 0.95])
     assert target.get_linestyle() == "--"
     assert list(target.get_ydata()) == [0.99, 0.99]
-    assert list(failed.get_xdata()) == [2]
+    assert list(failed.get_xdata()) == [0.01]  # at its level
     assert failed.get_marker() == "x"
-    assert "1 of 3 below target" in ax.get_title()
+    assert "1 of 3 runs below target" in exact_ax.get_title()
+    assert list(ideal_ax.lines[0].get_ydata()) == pytest.approx([1.0, 0.998001, 0.9025])
 
 
-def test_fidelity_over_runs_without_failures_has_two_lines() -> None:
-    (ax,) = plots.fidelity_over_runs_figure([row(), row()]).axes
-    assert len(ax.lines) == 2
+def test_fidelity_over_runs_one_line_per_other_swept_key() -> None:
+    rows = [row(sim, level=lv) for sim in ("lret", "fdm") for lv in (0.0, 0.01)]
+    ideal_ax, _ = plots.fidelity_over_runs_figure(rows, x="noise.level").axes
+    labels = [line.get_label() for line in ideal_ax.lines]
+    assert labels == ["simulator.name=fdm", "simulator.name=lret", "target 0.99"]
+    # nothing swept: against the run index
+    (ax, _) = plots.fidelity_over_runs_figure([row(), row()]).axes
+    assert ax.get_xlabel() == "run index" and len(ax.lines) == 2
 
 
 def test_comparison_one_subplot_per_metric_one_bar_per_run() -> None:
-    runs = [dict(RESULT, run_id=f"{i:08d}abcdef", fidelity=0.9 + i / 100) for i in range(3)]
+    runs = [
+        dict(RESULT, run_id=f"{i:08d}abcdef", exact_fidelity=0.9 + i / 100, ideal_fidelity=0.8)
+        for i in range(3)
+    ]
     runs.append(dict(RESULT, run_id="deadbeefcafe", status="FAILED"))
     fig = plots.comparison_figure(runs)
-    assert visible_axes(fig) == 5
+    assert visible_axes(fig) == 6
     for ax in fig.axes:
         assert len(ax.patches) == 3  # the failed run has no bar ...
         labels = [t.get_text() for t in ax.get_xticklabels()]
         assert labels == ["00000000", "00000001", "00000002", "deadbeef"]  # ... but keeps its slot
-    fid_ax = fig.axes[1]
+    fid_ax = fig.axes[2]
+    assert "against the exact density matrix" in fid_ax.get_title()
     assert [p.get_height() for p in fid_ax.patches] == pytest.approx([0.9, 0.91, 0.92])
     assert "failed" in texts(fig)
 
 
 def test_comparison_custom_metrics_and_none_values() -> None:
-    runs = [dict(RESULT, fidelity=None), dict(RESULT, run_id="ffffffff0000")]
-    fig = plots.comparison_figure(runs, metrics=("fidelity",))
+    runs = [dict(RESULT, **NO_FIDELITY), dict(RESULT, run_id="ffffffff0000")]
+    fig = plots.comparison_figure(runs, metrics=("exact_fidelity",))
     (ax,) = fig.axes
     assert len(ax.patches) == 1
     assert "n/a" in texts(fig)
@@ -251,8 +273,8 @@ def test_comparison_custom_metrics_and_none_values() -> None:
     [
         lambda: plots.scaling_figure([]),
         lambda: plots.scaling_figure([row(status="FAILED")]),
-        lambda: plots.backend_comparison_figure([row(fidelity=None, simulation_time_seconds=None)]),
-        lambda: plots.noise_impact_figure([row(fidelity=None)]),
+        lambda: plots.backend_comparison_figure([row(**NO_FIDELITY, simulation_time_seconds=None)]),
+        lambda: plots.noise_impact_figure([row(**NO_FIDELITY)]),
         lambda: plots.fidelity_over_runs_figure([]),
         lambda: plots.fidelity_over_runs_figure([row(status="FAILED")]),
         lambda: plots.comparison_figure([]),
@@ -273,9 +295,9 @@ def test_nothing_to_plot_raises(make) -> None:  # type: ignore[no-untyped-def]
         ([row(n=n) for n in (2, 4, 6)], {"scaling", "fidelity_over_runs"}),
         ([row(sim) for sim in ("lret", "fdm")], {"backend_comparison", "fidelity_over_runs"}),
         ([row(level=lv) for lv in (0.0, 0.01)], {"noise_impact", "fidelity_over_runs"}),
-        ([row(n=n, fidelity=None) for n in (2, 4)], {"scaling"}),
+        ([row(n=n, **NO_FIDELITY) for n in (2, 4)], {"scaling"}),
         ([row(), row()], {"fidelity_over_runs"}),
-        ([row(fidelity=None)], set()),
+        ([row(**NO_FIDELITY)], set()),
         ([], set()),
         (
             [row(sim, n, lv) for sim in ("lret", "fdm") for n in (2, 3) for lv in (0.0, 0.1)],
@@ -290,7 +312,7 @@ def test_sweep_figures_selection(rows: list[dict[str, object]], expected: set[st
 
 
 def test_sweep_noise_impact_falls_back_to_rank_without_fidelity() -> None:
-    figs = plots.sweep_figures([row(level=lv, fidelity=None) for lv in (0.0, 0.1)])
+    figs = plots.sweep_figures([row(level=lv, **NO_FIDELITY) for lv in (0.0, 0.1)])
     assert set(figs) == {"noise_impact"}
     assert figs["noise_impact"].axes[0].get_ylabel() == "final rank"
 

@@ -194,7 +194,7 @@ def test_run_detail_without_counts(tracker: MlflowTracker, q: Queries) -> None:
 
 
 def test_records_are_json(tracker: MlflowTracker, q: Queries) -> None:
-    a = make_run(tracker, config=CONFIG, metrics={"fidelity": 0.9})
+    a = make_run(tracker, config=CONFIG, metrics={"exact_fidelity": 0.9})
     b = make_run(tracker, config=CONFIG, tags={V.LINEAGE_PARENT: a})
     for record in (q.run_detail(b), q.lineage(b), q.compare([a, b]), q.session_summary("s")):
         assert json.loads(json.dumps(record.to_dict()))
@@ -267,11 +267,11 @@ def test_lineage_too_long(
 
 
 def test_compare_best_run_and_improvement(tracker: MlflowTracker, q: Queries) -> None:
-    first = make_run(tracker, metrics={"fidelity": 0.8, "simulation_time_seconds": 10.0})
-    best = make_run(tracker, metrics={"fidelity": 0.9, "simulation_time_seconds": 5.0})
-    tie = make_run(tracker, metrics={"fidelity": 0.9, "simulation_time_seconds": 8.0})
+    first = make_run(tracker, metrics={"exact_fidelity": 0.8, "simulation_time_seconds": 10.0})
+    best = make_run(tracker, metrics={"exact_fidelity": 0.9, "simulation_time_seconds": 5.0})
+    tie = make_run(tracker, metrics={"exact_fidelity": 0.9, "simulation_time_seconds": 8.0})
     metrics = q.compare([first, best, tie]).metrics
-    fidelity, time = metrics["fidelity"], metrics["simulation_time_seconds"]
+    fidelity, time = metrics["exact_fidelity"], metrics["simulation_time_seconds"]
     assert (fidelity.min, fidelity.max, fidelity.higher_is_better) == (0.8, 0.9, True)
     assert fidelity.best_run == best  # the first of the best
     assert fidelity.improvement_percent == pytest.approx(12.5)
@@ -281,9 +281,9 @@ def test_compare_best_run_and_improvement(tracker: MlflowTracker, q: Queries) ->
 
 
 def test_compare_leaves_out_unfinished_runs(tracker: MlflowTracker, q: Queries) -> None:
-    done = make_run(tracker, metrics={"fidelity": 0.5})
-    failed = make_run(tracker, metrics={"fidelity": 0.99}, status="FAILED")
-    fidelity = q.compare([done, failed]).metrics["fidelity"]
+    done = make_run(tracker, metrics={"exact_fidelity": 0.5})
+    failed = make_run(tracker, metrics={"exact_fidelity": 0.99}, status="FAILED")
+    fidelity = q.compare([done, failed]).metrics["exact_fidelity"]
     assert (fidelity.values, fidelity.best_run, fidelity.improvement_percent) == (
         [0.5, None],
         done,
@@ -361,3 +361,28 @@ def test_count_runs_agrees_with_listing_them(tmp_path: Path) -> None:
         expected = len(q.runs(session, tags, status, None))
         assert q.count_runs(session, tags, status) == expected, (session, tags, status)
     assert q.count_runs() == 7
+
+
+def test_runs_of_the_first_result_schema_read_under_todays_names(
+    tracker: MlflowTracker, q: Queries
+) -> None:
+    # before version 2, "fidelity" was the engine against the exact state and "max_rank" the
+    # widest factor: a reader shows them as exact_fidelity and widest_factor, never as a
+    # fidelity to the noiseless circuit
+    old = make_run(tracker, metrics={"fidelity": 0.97, "trace_distance": 0.01, "max_rank": 64})
+    new = make_run(
+        tracker,
+        metrics={"exact_fidelity": 0.99, "ideal_fidelity": 0.8},
+        tags={V.RESULT_SCHEMA: V.RESULT_SCHEMA_VERSION},
+    )
+    old_run, new_run = q.resolve(old), q.resolve(new)
+    assert old_run.metrics == {
+        "exact_fidelity": 0.97,
+        "exact_trace_distance": 0.01,
+        "widest_factor": 64,
+    }
+    assert new_run.metrics == {"exact_fidelity": 0.99, "ideal_fidelity": 0.8}
+    compared = q.compare([old, new]).metrics
+    assert compared["exact_fidelity"].values == [0.97, 0.99]
+    assert compared["ideal_fidelity"].values == [None, 0.8]  # the old run never had it
+    assert old_run.brief()["exact_fidelity"] == 0.97 and old_run.brief()["ideal_fidelity"] is None

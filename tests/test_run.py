@@ -87,7 +87,7 @@ def test_a_run_is_recorded_finished(compose, store_uri: str, tmp_path: Path) -> 
     result = _run(compose([*TINY, "session.name=inproc"]), tracker, tmp_path / "out")
     run = _mlflow_run(tracker, result.run_id)
     assert run.info.status == "FINISHED" and result.status == "FINISHED"
-    assert run.data.metrics["fidelity"] == pytest.approx(result.fidelity, abs=1e-12)
+    assert run.data.metrics["exact_fidelity"] == pytest.approx(result.exact_fidelity, abs=1e-12)
     assert run.data.tags[V.SESSION] == "inproc"
     saved = json.loads((tmp_path / "out" / "result.json").read_text())
     assert saved["run_id"] == result.run_id and saved["status"] == "FINISHED"
@@ -164,7 +164,7 @@ def test_resume_reuses_a_finished_run(compose, store_uri, tmp_path) -> None:
     first = _run(cfg, tracker, tmp_path / "a")
     second = _run(cfg, tracker, tmp_path / "b")
     assert second.reused and second.run_id == first.run_id
-    assert second.fidelity == pytest.approx(first.fidelity)
+    assert second.exact_fidelity == pytest.approx(first.exact_fidelity)
     experiment_id = _mlflow_run(tracker, first.run_id).info.experiment_id
     assert len(tracker.queries.summaries([experiment_id])) == 1
 

@@ -129,14 +129,16 @@ def test_metrics_table_contents() -> None:
 
 def test_metrics_table_missing_everything() -> None:
     text = render(metrics_table({}))
-    assert text.count("n/a") == 13  # optional metrics (energy, ...) are left out
+    # every non-optional figure (optional ones, energy, XEB..., are left out), the status,
+    # what was simulated (circuit, noise, engine) and the two references
+    assert text.count("n/a") == 19
 
 
 ROWS = [
-    {"run_id": "aaa", "simulator.name": "lret", "circuit.n_qubits": 4, "fidelity": 0.5},
-    {"run_id": "bbbbbb", "simulator.name": "fdm", "circuit.n_qubits": 10, "fidelity": None},
+    {"run_id": "aaa", "simulator.name": "lret", "circuit.n_qubits": 4, "exact_fidelity": 0.5},
+    {"run_id": "bbbbbb", "simulator.name": "fdm", "circuit.n_qubits": 10, "exact_fidelity": None},
 ]
-COLUMNS = ["run_id", "simulator.name", "circuit.n_qubits", "fidelity"]
+COLUMNS = ["run_id", "simulator.name", "circuit.n_qubits", "exact_fidelity"]
 
 
 def test_rows_table_generic() -> None:

@@ -73,6 +73,8 @@ OPTIONS: dict[str, dict[str, Option]] = {
         "readout": Option(
             r"readout(?:\s+errors?)?|measurement\s+errors?", {"level": "readout_error"}
         ),
+        # a real device's calibrated noise (noise.device: the default snapshot)
+        "device": Option(r"(?:real(?:istic)?\s+)?device", {}),
     },
     "simulator": {
         "lret": Option(r"lret|low[-\s]?rank", {}),
@@ -102,13 +104,13 @@ CAPTURES = (
 PHRASES: tuple[tuple[str, str, Any], ...] = (
     (
         "run.compare_to_exact",
-        r"\b(?:no|without|skip(?:ping)?(?:\s+the)?)\s+(?:exact\s+comparison|fidelity)\b",
+        r"\b(?:no|without|skip(?:ping)?(?:\s+the)?)\s+(?:exact\s+comparison|exact\s+fidelity)\b",
         False,
     ),
     (
         "run.compare_to_exact",
         r"\bcompare_to_exact\b|\b(?:compared?|comparison)\s+(?:to|with|against)\s+(?:the\s+)?"
-        r"exact\b|\bexact\s+comparison\b|\bfidelity\b",
+        r"exact\b|\bexact\s+comparison\b|\bexact\s+fidelity\b",
         True,
     ),
     (

@@ -175,6 +175,7 @@ class Service:
             key = getattr(exc, "full_key", None)
             raise RequestError(f"{key}: {getattr(exc, 'msg', exc)}", key) from None
         self._check_path(cfg)
+        _check_device(cfg)
         self._check_limits(cfg)
         try:
             prepared = _prepare(cfg)
@@ -541,6 +542,20 @@ def _prepare(cfg: Any) -> Any:
     from lret_runner.experiment import prepare
 
     return prepare(cfg)
+
+
+def _check_device(cfg: Any) -> None:
+    """A request may name a shipped device snapshot, not a file on this server."""
+    if cfg.noise.name != "device":
+        return
+    from lret_runner.devices import is_shipped, shipped
+
+    if not is_shipped(cfg.noise.device):
+        raise RequestError(
+            f"noise.device={cfg.noise.device!r}: this server takes the shipped device snapshots "
+            f"only ({', '.join(shipped())}), not files",
+            "noise.device",
+        )
 
 
 def _no_interpolation(value: Any, where: str) -> None:

@@ -14,6 +14,7 @@
     lret-runner serve [--host H] [--port P] [--workers N] [--max-qubits N] ...
     lret-runner ask "REQUEST IN PLAIN WORDS" [--run]
     lret-runner cloud k8s list | logs BATCH [--index I] | delete BATCH
+    lret-runner device list | show NAME_OR_PATH | import PROPERTIES_JSON|--backend NAME
 
 Every subcommand takes ``--json`` (machine-readable output instead of tables) and
 ``--tracking-uri`` (default: ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlruns/mlflow.db``).
@@ -32,7 +33,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from lret_runner.cli import ask, cloud, compare, lineage, runs, serve, sessions
+from lret_runner.cli import ask, cloud, compare, device, lineage, runs, serve, sessions
 from lret_runner.cli._output import Context
 from lret_runner.errors import UserError
 
@@ -71,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         "`lret-runner COMMAND --help` for details.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (sessions, runs, lineage, compare, serve, ask, cloud):
+    for module in (sessions, runs, lineage, compare, serve, ask, cloud, device):
         module.register(commands, common)
     return parser
 

@@ -197,7 +197,8 @@ RUN_COLUMNS = (
     "n",
     "backend_used",
     "time (s)",
-    "fidelity",
+    "F noiseless",  # fidelity to the noiseless circuit's state
+    "F exact",  # fidelity to the exact state of the same noisy circuit (the engine's accuracy)
     "final rank",
     "started",
 )
@@ -221,7 +222,8 @@ def runs_table(runs: Sequence[RunSummary], title: str | None = None) -> Any:
                         r.n_qubits,
                         r.backend_used,
                         r.metrics.get("simulation_time_seconds"),
-                        r.metrics.get("fidelity"),
+                        r.metrics.get("ideal_fidelity"),
+                        r.metrics.get("exact_fidelity"),
                         None if rank is None else int(rank),
                         when(r.started),
                     ),

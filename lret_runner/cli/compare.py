@@ -41,6 +41,7 @@ def _plot(comparison: Comparison, path: str) -> str:
 
 def _show(ctx: Context, console: Console, comparison: Comparison, plot: str | None) -> None:
     from lret_runner import tables
+    from lret_runner.tracking import vocabulary as V
 
     ids = [r.run_id for r in comparison.runs]
     labels: list[str] = []
@@ -64,7 +65,7 @@ def _show(ctx: Context, console: Console, comparison: Comparison, plot: str | No
         ctx.text("config params: identical")
     rows = [
         {
-            "metric": name,
+            "metric": V.METRIC[name].label,
             **dict(zip(labels, m.values, strict=True)),
             "min": m.min,
             "max": m.max,
@@ -77,8 +78,9 @@ def _show(ctx: Context, console: Console, comparison: Comparison, plot: str | No
         tables.rows_table(
             rows,
             ["metric", *labels, "min", "max", "best", "improvement"],
-            title="metrics (improvement: best run vs the first; fidelity higher is better, "
-            "the others lower)",
+            title="metrics (improvement: best run vs the first; fidelities higher are better, "
+            "the others lower; 'noiseless': against the noiseless circuit, 'exact': against "
+            "the exact state of the same noisy circuit)",
         )
     )
     if plot:

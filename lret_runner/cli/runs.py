@@ -84,22 +84,14 @@ def _show_detail(ctx: Context, console: Console, run: RunDetail) -> None:
     ]
     title = f"parameters ({len(summary)} of {len(run.params)}; --json: all)"
     console.print(kv_table(summary, title=title))
-    result: dict[str, Any] = {
-        "run_id": run.run_id,
-        "status": run.status,
-        "backend_used": run.backend_used,
-        "n_qubits": run.n_qubits,
-        "depth": run.params.get("circuit.depth"),
-        **run.metrics,
-    }
-    console.print(tables.metrics_table(result))
+    console.print(tables.metrics_table(run.result(), run.params))
     history = run.rank_history
     if history:
         ctx.text(
             f"rank history ({len(history)} moments, {history[0]:g} -> {history[-1]:g}, "
-            f"max {max(history):g}):"
+            f"largest {max(history):g}):"
         )
-        ctx.text("  " + tables.sparkline(history, width=60))
+        ctx.text("  " + tables.rank_sparkline(history, {"dense_spans": run.dense_spans}, 60))
     else:
         ctx.text("rank history: none recorded")
     if run.counts:

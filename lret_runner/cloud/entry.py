@@ -25,7 +25,7 @@ SCHEMES = {"s3": "aws_batch", "gs": "gcp_batch"}  # object stores: the engine th
 
 def fetch(source: str, index: int, folder: Path) -> None:
     """Copy job ``index``'s config and its input files from an object store to ``folder``."""
-    from lret_runner.config import INPUT_PATHS
+    from lret_runner.config import INPUT_PATHS, input_file
 
     scheme = source.split("://", 1)[0]
     if scheme not in SCHEMES:
@@ -35,8 +35,8 @@ def fetch(source: str, index: int, folder: Path) -> None:
     (folder / name).write_bytes(module.read(source, name))
     cfg = OmegaConf.load(folder / name)
     for key in INPUT_PATHS:
-        value = OmegaConf.select(cfg, key)
-        if isinstance(value, str) and value and "/" not in value:
+        value = input_file(cfg, key)
+        if value is not None and "/" not in value:
             (folder / value).write_bytes(module.read(source, value))
 
 

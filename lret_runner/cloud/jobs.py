@@ -86,7 +86,7 @@ def stage(
     config_loader: Any, config: DictConfig, job_overrides: Sequence[Sequence[str]], first: int
 ) -> Staged:
     """Compose every job's config here and make it portable (see the module docstring)."""
-    from lret_runner.config import INPUT_PATHS
+    from lret_runner.config import INPUT_PATHS, input_file
     from lret_runner.tracking.vocabulary import BATCH_ENV
 
     batch_run_id = os.environ.get(BATCH_ENV)
@@ -119,8 +119,8 @@ def stage(
         with open_dict(task):
             del task["hydra"]
         for key in INPUT_PATHS:
-            path = OmegaConf.select(task, key)
-            if isinstance(path, str) and path:
+            path = input_file(task, key)
+            if path is not None:
                 name = _stage_input(staged, root / path, key)
                 OmegaConf.update(task, key, name)
         data = OmegaConf.to_container(task, resolve=True)

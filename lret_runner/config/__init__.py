@@ -29,7 +29,9 @@ DEPTH_RULES = ("linear", "quadratic", "constant")
 # keys that do not change a run's result
 _NOT_RESULT = {"run": ("quiet", "timeout_seconds"), "backend": ("threads",)}
 _RESULT_SECTIONS = ("circuit", "noise", "simulator", "backend", "run")
-INPUT_PATHS = ("circuit.path",)  # keys that name input files (relative: to the launch dir)
+# keys that name input files (relative: to the launch dir); noise.device may instead name a
+# shipped device snapshot: input_file() tells
+INPUT_PATHS = ("circuit.path", "noise.device")
 
 
 @functools.cache
@@ -106,6 +108,20 @@ def check_option_names(cfg: Any) -> None:
             )
 
 
+def input_file(cfg: Any, key: str) -> str | None:
+    """The file the input key ``key`` (one of :data:`INPUT_PATHS`) names in ``cfg``; None
+    when it is unset or empty, or when ``noise.device`` names a shipped snapshot."""
+    value = OmegaConf.select(cfg, key, default=None)
+    if not isinstance(value, str) or not value:
+        return None
+    if key == "noise.device":
+        from lret_runner.devices import is_shipped
+
+        if is_shipped(value):
+            return None
+    return value
+
+
 def data_file(name: str) -> str:
     """``${lret_data:NAME}``: the path of a file shipped in ``lret_runner/data``."""
     return str(DATA_DIR / name)
@@ -141,8 +157,8 @@ def result_config(cfg: Any, *, n_qubits: int | None = None) -> dict[str, Any]:
         out["circuit"].setdefault("n_qubits", n_qubits)
     inputs = {}
     for key in INPUT_PATHS:
-        path = OmegaConf.select(cfg, key)
-        if isinstance(path, str) and Path(path).is_file():
+        path = input_file(cfg, key)
+        if path is not None and Path(path).is_file():
             inputs[key.replace(".", "_")] = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     if inputs:
         out["inputs"] = inputs  # params inputs.circuit_path: the file's SHA-256

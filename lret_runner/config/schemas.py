@@ -193,6 +193,21 @@ class CompositeNoiseConfig:
     readout_error: float | None = None
 
 
+@dataclass
+class DeviceNoiseConfig:
+    """A real device's calibrated noise (lret_runner.devices): per-gate depolarizing and
+    T1/T2 relaxation and readout confusion, as Qiskit Aer's NoiseModel.from_backend."""
+
+    name: str = "device"
+    # a shipped snapshot's name (fake_manila, fake_nairobi: lret-runner device list) or the
+    # path of a device file, YAML or JSON (relative paths: from where you launch)
+    device: str = "fake_manila"
+    scale: float = 1.0  # >= 0: multiplies every error rate, divides T1 and T2 (0: noiseless)
+    # device qubit of each circuit qubit: circuit qubit i -> layout[i] (null: device qubit i)
+    layout: list[int] | None = None
+    idle: bool = True  # qubits idle in a moment relax (T1/T2) for its longest gate's duration
+
+
 # ---------------------------------------------------------------- simulator/
 @dataclass
 class LretSimulatorConfig:
@@ -409,8 +424,12 @@ class NoTrackingConfig:
 class RunConfig:
     shots: int = 1024  # samples drawn from the final diagonal (0: no counts)
     seed: int = 0  # sampling seed
-    compare_to_exact: bool = True  # fidelity and trace distance vs fdm when affordable
+    # the engine's accuracy: exact_fidelity and exact_trace_distance against fdm's exact
+    # density matrix of the same noisy circuit, when affordable
+    compare_to_exact: bool = True
     exact_max_qubits: int = 12  # largest n for the exact comparison
+    # largest n for the figures against the noiseless circuit (its 2^n state vector)
+    ideal_max_qubits: int = 30
     observables: list[str] = field(default_factory=list)  # Pauli strings, e.g. [ZZII, XIIX]
     save_probabilities: bool = False  # store the 2^n probabilities (n <= 16)
     timeout_seconds: float | None = None  # stop the simulation after this long (null: never)
@@ -443,9 +462,10 @@ class OptimizeConfig:
     Read by the task (the objective it returns), by the sweeper (sampler, study, search
     space) and by the batch run's report; a plain run ignores it except ``target``."""
 
-    # a result metric (fidelity, infidelity, energy, expected_cut, simulation_time_seconds,
-    # target_fidelity, fitness, expval_<PAULI>, ...), or a list of them for several objectives
-    objective: Any = "fidelity"
+    # a result metric (exact_fidelity, exact_infidelity, ideal_fidelity, ideal_infidelity,
+    # energy, expected_cut, simulation_time_seconds, target_fidelity, fitness,
+    # expval_<PAULI>, ...), or a list of them for several objectives
+    objective: Any = "exact_fidelity"
     direction: Any = "maximize"  # minimize or maximize, or a list matching objective
     # tpe random grid cmaes gp qmc nsgaii (null: hydra/sweeper/sampler decides)
     sampler: str | None = None
@@ -456,9 +476,10 @@ class OptimizeConfig:
     space: str | None = None
     study_name: str | None = None  # null: <session.name>-<preset>
     storage: str | None = None  # null: sqlite optuna.db next to the MLflow store
-    # single objective: a trial with fidelity below this is penalised (see penalty)
-    min_fidelity: float | None = None
-    penalty: float = 100.0  # per unit of fidelity below min_fidelity, against the objective
+    # single objective: a trial whose fidelity to the exact state (exact_fidelity) is below
+    # this is penalised (see penalty)
+    min_exact_fidelity: float | None = None
+    penalty: float = 100.0  # per unit of exact_fidelity below min_exact_fidelity
     # target state for target_fidelity and fitness: ghz, w, a bitstring, a .qasm path
     target: str | None = None
     two_qubit_penalty: float = 0.0  # fitness = target_fidelity - this x two-qubit gates
@@ -520,6 +541,7 @@ OPTIONS: dict[str, dict[str, type]] = {
         "thermal": ThermalNoiseConfig,
         "readout": ReadoutNoiseConfig,
         "composite": CompositeNoiseConfig,
+        "device": DeviceNoiseConfig,
     },
     "simulator": {
         "lret": LretSimulatorConfig,

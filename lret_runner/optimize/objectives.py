@@ -1,11 +1,12 @@
 """What an Optuna trial returns to the sweeper: ``optimize.objective`` of its run.
 
-An objective is a metric of the run's result (``fidelity``, ``energy``,
-``simulation_time_seconds``, ``expval_ZZ``, ...) or one derived from it: ``infidelity``
-(1 - fidelity) and ``fitness`` (target fidelity minus ``optimize.two_qubit_penalty`` per
-two-qubit gate). With one objective and ``optimize.min_fidelity`` set, a trial whose
-fidelity falls short is penalised by ``optimize.penalty`` per unit of fidelity missing
-(added when minimising, subtracted when maximising). A value the run does not have is an
+An objective is a metric of the run's result (``exact_fidelity``, ``ideal_fidelity``,
+``energy``, ``simulation_time_seconds``, ``expval_ZZ``, ...) or one derived from it:
+``exact_infidelity`` (1 - exact_fidelity), ``ideal_infidelity`` (1 - ideal_fidelity) and
+``fitness`` (target fidelity minus ``optimize.two_qubit_penalty`` per two-qubit gate). With
+one objective and ``optimize.min_exact_fidelity`` set, a trial whose fidelity to the exact
+state falls short is penalised by ``optimize.penalty`` per unit missing (added when
+minimising, subtracted when maximising). A value the run does not have is an
 :class:`ObjectiveUndefined` error: the run is recorded FAILED and the trial failed, never
 given a made-up number. :func:`check` refuses, before the study starts, an objective the
 configured run cannot produce.
@@ -20,15 +21,36 @@ from lret_runner.errors import ConfigError, ObjectiveUndefined, check_choice, ch
 from lret_runner.tracking import vocabulary as V
 
 DIRECTIONS = ("minimize", "maximize")
-DERIVED = ("infidelity", "fitness")  # objectives computed from other metrics
+# objectives computed from other metrics: name -> (the metric, what it is)
+DERIVED = ("exact_infidelity", "ideal_infidelity", "fitness")
 # objectives that need the exact comparison (run.compare_to_exact)
-NEEDS_EXACT = ("fidelity", "infidelity", "trace_distance")
+NEEDS_EXACT = ("exact_fidelity", "exact_infidelity", "exact_trace_distance")
+# objectives that need the noiseless state vector (run.ideal_max_qubits)
+NEEDS_IDEAL = (
+    "ideal_fidelity",
+    "ideal_infidelity",
+    "ideal_tvd",
+    "ideal_hellinger_fidelity",
+    "ideal_energy",
+    "xeb_fidelity",
+    "xeb_fidelity_sampled",
+)
+# names of result schema 1, which meant the engine against the exact state
+_RENAMED = {
+    "fidelity": "exact_fidelity",
+    "infidelity": "exact_infidelity",
+    "trace_distance": "exact_trace_distance",
+    "max_rank": "widest_factor",
+}
 _NEEDS = {  # objective -> (what the run needs, the setting that provides it)
     "energy": ("a Hamiltonian", "hamiltonian=h2 (or ising, or your own)"),
     "expected_cut": ("the qaoa circuit", "circuit=qaoa"),
     "max_cut": ("the qaoa circuit", "circuit=qaoa"),
     "target_fidelity": ("a target state", "optimize.target=ghz (w, a bitstring, a .qasm file)"),
     "fitness": ("a target state", "optimize.target=ghz (w, a bitstring, a .qasm file)"),
+    "ideal_energy": ("a Hamiltonian", "hamiltonian=h2 (or ising, or your own)"),
+    "xeb_fidelity": ("the random circuit", "circuit=random"),
+    "xeb_fidelity_sampled": ("the random circuit and shots", "circuit=random run.shots=1000"),
 }
 
 
@@ -70,16 +92,16 @@ def check(cfg: Any) -> None:
         )
     for name in objectives:
         _check_available(cfg, name)
-    if opt.min_fidelity is not None:
-        check_range("optimize.min_fidelity", opt.min_fidelity, 0.0, 1.0)
+    if opt.min_exact_fidelity is not None:
+        check_range("optimize.min_exact_fidelity", opt.min_exact_fidelity, 0.0, 1.0)
         check_range("optimize.penalty", opt.penalty, 0.0)
         if len(objectives) > 1:
             raise ConfigError(
-                "optimize.min_fidelity applies to a single objective: with several "
+                "optimize.min_exact_fidelity applies to a single objective: with several "
                 f"({objectives}) the Pareto front shows the trade-off; set "
-                "optimize.min_fidelity=null or optimize.objective to one metric"
+                "optimize.min_exact_fidelity=null or optimize.objective to one metric"
             )
-        _check_available(cfg, "fidelity", setting="optimize.min_fidelity")
+        _check_available(cfg, "exact_fidelity", setting="optimize.min_exact_fidelity")
     check_range("optimize.two_qubit_penalty", opt.two_qubit_penalty, 0.0)
     if opt.stop_at is not None and len(objectives) > 1:
         raise ConfigError(
@@ -97,6 +119,13 @@ def _check_available(cfg: Any, name: str, setting: str = "optimize.objective") -
                 f"(now {list(cfg.run.observables)})"
             )
         return
+    if name in _RENAMED:
+        raise ConfigError(
+            f"{setting}={name!r} is a name of the old result schema: the engine's agreement "
+            f"with the exact state is now {_RENAMED[name]!r}; for how far noise moved the "
+            "state from the noiseless circuit use 'ideal_fidelity' (or 'ideal_infidelity', "
+            "'ideal_tvd')"
+        )
     if name not in known:
         raise ConfigError(
             f"{setting}={name!r} is not a metric of a run: choose one of {', '.join(known)}, "
@@ -116,12 +145,22 @@ def _check_available(cfg: Any, name: str, setting: str = "optimize.objective") -
                 f"circuit.n_qubits={n} > run.exact_max_qubits={run.exact_max_qubits}: raise "
                 "run.exact_max_qubits, use fewer qubits, or choose another objective"
             )
+    if name in NEEDS_IDEAL:
+        n, limit = cfg.circuit.get("n_qubits"), cfg.run.ideal_max_qubits
+        if isinstance(n, int) and n > limit:
+            raise ConfigError(
+                f"{setting}={name} needs the noiseless state vector, which is skipped at "
+                f"circuit.n_qubits={n} > run.ideal_max_qubits={limit}: raise "
+                "run.ideal_max_qubits, or choose another objective"
+            )
     needs = _NEEDS.get(name)
     if needs is None:
         return
     what, how = needs
     missing = (
-        (name == "energy" and cfg.hamiltonian.name == "none")
+        (name in ("energy", "ideal_energy") and cfg.hamiltonian.name == "none")
+        or (name.startswith("xeb_") and cfg.circuit.name != "random")
+        or (name == "xeb_fidelity_sampled" and cfg.run.shots == 0)
         or (name in ("expected_cut", "max_cut") and cfg.circuit.name != "qaoa")
         or (name in ("target_fidelity", "fitness") and cfg.optimize.target is None)
     )
@@ -131,8 +170,9 @@ def _check_available(cfg: Any, name: str, setting: str = "optimize.objective") -
 
 def value(result: Any, name: str, opt: Any) -> float | None:
     """The value of one objective for a run's result (None: the run does not have it)."""
-    if name == "infidelity":
-        return None if result.fidelity is None else 1.0 - result.fidelity
+    if name in ("exact_infidelity", "ideal_infidelity"):
+        fidelity = getattr(result, name.replace("infidelity", "fidelity"))
+        return None if fidelity is None else 1.0 - fidelity
     if name == "fitness":
         if result.target_fidelity is None or result.two_qubit_gates is None:
             return None
@@ -155,18 +195,20 @@ def scorer(cfg: Any) -> Callable[[Any], dict[str, float]]:
             found = value(result, name, opt)
             if found is None:
                 why = f" ({result.exact_reference})" if name in NEEDS_EXACT else ""
+                why = f" ({result.ideal_reference})" if name in NEEDS_IDEAL else why
                 raise ObjectiveUndefined(
                     f"optimize.objective={name} has no value for this run{why}: the trial "
                     "is recorded as failed"
                 )
             out[name] = found
-        if opt.min_fidelity is not None:
-            fidelity = result.fidelity
+        if opt.min_exact_fidelity is not None:
+            fidelity = result.exact_fidelity
             if fidelity is None:
                 raise ObjectiveUndefined(
-                    f"optimize.min_fidelity needs the run's fidelity ({result.exact_reference})"
+                    "optimize.min_exact_fidelity needs the run's fidelity to the exact state "
+                    f"({result.exact_reference})"
                 )
-            shortfall = max(0.0, opt.min_fidelity - fidelity)
+            shortfall = max(0.0, opt.min_exact_fidelity - fidelity)
             sign = 1.0 if dirs[0] == "minimize" else -1.0
             out[objectives[0]] += sign * opt.penalty * shortfall
         return out

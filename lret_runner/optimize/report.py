@@ -90,16 +90,18 @@ def _best(
     lines += [f"  {k} = {v}" for k, v in shown[:12]]
     if len(shown) > 12:
         lines.append(f"  ... and {len(shown) - 12} more (params best.* on the batch run)")
-    if opt.min_fidelity is not None and child is not None:
-        fidelity = child.metrics.get("fidelity")
-        met = fidelity is not None and fidelity >= opt.min_fidelity
+    bound = opt.min_exact_fidelity
+    if bound is not None and child is not None:
+        fidelity = child.metrics.get("exact_fidelity")
+        met = fidelity is not None and fidelity >= bound
         tracker.set_tags(run_id, {"optimize.constraint_met": str(met).lower()})
         lines.append(
-            f"fidelity {fidelity:.6f} meets optimize.min_fidelity={opt.min_fidelity}"
+            f"fidelity to the exact state {fidelity:.6f} meets "
+            f"optimize.min_exact_fidelity={bound}"
             if met
-            else f"no trial met optimize.min_fidelity={opt.min_fidelity}: the best has "
-            f"fidelity {fidelity} (its value includes the penalty); widen the search, allow "
-            "a larger max_rank, or lower the bound"
+            else f"no trial met optimize.min_exact_fidelity={bound}: the best has fidelity "
+            f"{fidelity} to the exact state (its value includes the penalty); widen the "
+            "search, allow a larger max_rank, or lower the bound"
         )
     if cfg.circuit.name == "architecture":
         lines += _best_circuit(cfg, best.params, out, files)

@@ -9,6 +9,7 @@ so they agree on qubit order and bitstrings by construction.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -38,6 +39,7 @@ class Instruction:
     targets: tuple[int, ...]
     kraus: tuple[np.ndarray, ...]
     is_channel: bool
+    noise: bool = False  # added by a noise model (tagged NOISE_TAG): absent from the ideal circuit
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ def compile_circuit(
     engines return the pre-measurement state, from whose diagonal counts are sampled.
     """
     import cirq
+
+    from lret_runner.noise import NOISE_TAG
 
     order = list(qubits) if qubits is not None else sorted(circuit.all_qubits())
     index = {q: i for i, q in enumerate(order)}
@@ -94,6 +98,8 @@ def compile_circuit(
                 instruction = None
             if instruction is None:
                 instruction = _instruction(op, targets, m_index, dtype)
+                if NOISE_TAG in op.tags:
+                    instruction = dataclasses.replace(instruction, noise=True)
                 with contextlib.suppress(TypeError):
                     seen[op] = instruction
             instructions.append(instruction)
@@ -155,10 +161,14 @@ class EngineOutput:
         0.0  # summed trace weight discarded by truncation (0 for exact engines)
     )
     final_rank: int | None = None  # None where computing it would cost more than the run
-    max_rank: int | None = None
+    # LRET only: the most columns the factor had before a truncation cut them (k branches x
+    # r columns; not a rank, it may exceed 2^n)
+    widest_factor: int | None = None
     # LRET only: the width of its representation after every moment (the factor's rank, or
-    # 2^n while the state is held dense), and every switch between factor and dense
+    # 2^n while the state is held dense), whether it was dense then, and every switch
+    # between factor and dense
     rank_history: list[int] | None = None
+    dense_history: list[bool] | None = None
     representation_switches: list[dict[str, Any]] | None = None
     warnings: list[str] = field(default_factory=list)  # a budget that bound, a target missed
 

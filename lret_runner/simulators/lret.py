@@ -264,8 +264,9 @@ class LretSimulator(Engine):
         factor[(0,) * n + (0,)] = 1.0
         error = 0.0
         peak_bytes = factor.nbytes
-        max_rank = 1
+        widest = 1
         history: list[int] = []
+        dense_history: list[bool] = []
         switches: list[dict[str, Any]] = []
         dense: Fuser | None = None  # the state while it is held dense
         channel: Instruction | None = None  # the last channel (the cost of the next one)
@@ -287,10 +288,10 @@ class LretSimulator(Engine):
                     continue
                 if not ins.is_channel:
                     self._ensure(factor.nbytes, n, factor.shape[-1])  # the output
-                    factor = _apply(factor, ins.kraus[0], ins.targets)
+                    factor = apply_blocked(factor, ins.kraus[0], ins.targets)
                     continue
                 rank = factor.shape[-1] * len(ins.kraus)
-                max_rank = max(max_rank, rank)
+                widest = max(widest, rank)
                 # the other schedules concatenate the k r columns first, where the budget allows
                 concatenated = 2 * factor.nbytes * len(ins.kraus)
                 if self.truncation == "channel" or concatenated > plan.budget_bytes:
@@ -300,7 +301,7 @@ class LretSimulator(Engine):
                     continue
                 self._ensure(concatenated, n, rank)
                 factor = np.concatenate(
-                    [_apply(factor, k, ins.targets) for k in ins.kraus], axis=-1
+                    [apply_blocked(factor, k, ins.targets) for k in ins.kraus], axis=-1
                 )
                 peak_bytes = max(peak_bytes, factor.nbytes)
                 if rank > dim or (self.truncation == "rank" and rank > self.rank_bound):
@@ -325,6 +326,7 @@ class LretSimulator(Engine):
                 factor, discarded = self._truncate(factor)
                 error += discarded
             history.append(dim if dense is not None else factor.shape[-1])
+            dense_history.append(dense is not None)
             progress(done, len(prog.moments))
         if dense is not None:
             matrix = np.ascontiguousarray(dense.flush().reshape(dim, dim))
@@ -339,8 +341,9 @@ class LretSimulator(Engine):
             memory_used_mb=peak_bytes / 2**20,
             truncation_error=error,
             final_rank=final_rank,
-            max_rank=max_rank,
+            widest_factor=widest,
             rank_history=history,
+            dense_history=dense_history,
             representation_switches=switches,
             warnings=plan.finish(error),
         )
@@ -587,7 +590,7 @@ def _product(x: np.ndarray, w: np.ndarray) -> np.ndarray:
     return out
 
 
-def _apply(factor: np.ndarray, matrix: np.ndarray, targets: tuple[int, ...]) -> np.ndarray:
+def apply_blocked(factor: np.ndarray, matrix: np.ndarray, targets: tuple[int, ...]) -> np.ndarray:
     """:func:`apply_local` on L, block by block over leading non-target qubit axes when L
     is larger than ``_BLOCK_BYTES`` (less memory than one tensordot, and interruptible)."""
     if factor.nbytes <= _BLOCK_BYTES:

@@ -86,17 +86,11 @@ def sweep_definition(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
-def varying_columns(rows: list[dict[str, Any]]) -> list[str]:
-    """Config keys whose value differs between jobs (the sweep's axes)."""
-    keys = sorted({k for r in rows for k in r if "." in k})
-    return [k for k in keys if len({str(r.get(k)) for r in rows}) > 1]
-
-
 def write_summary(tracker: Any, parent_run_id: str, rows: list[dict[str, Any]]) -> None:
     """CSV, text table and the plots that fit the sweep, as artifacts of the batch run."""
     from lret_runner import plots, tables
 
-    columns = ["run_id", "status", *varying_columns(rows), *V.SUMMARY_METRICS, "error"]
+    columns = ["run_id", "status", *tables.varying_columns(rows), *V.SUMMARY_METRICS, "error"]
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         with open(out / "jobs.csv", "w", newline="") as fh:

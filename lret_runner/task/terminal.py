@@ -152,11 +152,11 @@ def _absolute_inputs(cfg: DictConfig, root: Path) -> None:
     the run's output directory, ``hydra.job.chdir=true``)."""
     from omegaconf import OmegaConf
 
-    from lret_runner.config import INPUT_PATHS
+    from lret_runner.config import INPUT_PATHS, input_file
 
     for key in INPUT_PATHS:
-        value = OmegaConf.select(cfg, key)
-        if isinstance(value, str) and value and not Path(value).is_absolute():
+        value = input_file(cfg, key)
+        if value is not None and not Path(value).is_absolute():
             OmegaConf.update(cfg, key, str(root / value))
 
 
@@ -237,7 +237,8 @@ def execute(
     finally:
         progress.close()
     if not cfg.run.quiet:
-        _print_summary(result, tracker.where(result.run_id or "", cfg.session.name), output_dir)
+        where = tracker.where(result.run_id or "", cfg.session.name)
+        _print_summary(result, _params(cfg), where, output_dir)
     return result, signals.pending
 
 
@@ -330,7 +331,20 @@ def _report(message: str, exc: BaseException | None, verbose: bool) -> None:
     print(f"lret_runner: {message}", file=sys.stderr)
 
 
-def _print_summary(result: RunResult, where: str, output_dir: Path) -> None:
+def _params(cfg: DictConfig) -> dict[str, Any]:
+    """The run's config as flat keys (``noise.level``) for the summary's first lines."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from lret_runner.tracking.vocabulary import flatten
+
+    try:
+        return flatten(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+    except OmegaConfBaseException:
+        return {}
+
+
+def _print_summary(result: RunResult, params: dict[str, Any], where: str, output_dir: Path) -> None:
     from rich.console import Console
 
     from lret_runner import tables
@@ -345,6 +359,6 @@ def _print_summary(result: RunResult, where: str, output_dir: Path) -> None:
         return
     record = result.to_dict()
     if result.status == "FINISHED":
-        console.print(tables.metrics_table(record))
+        console.print(tables.metrics_table(record, params))
         console.print(tables.histogram(record["counts"]), highlight=False, markup=False)
     console.print(f"{where}\nresult: {output_dir / 'result.json'}", highlight=False, markup=False)

@@ -22,7 +22,6 @@ from lret_runner.tracking.sessions import SessionInfo, Sessions, iso_from_ms
 
 PAGE = 1000  # runs per search page
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED", "RUNNING")
-LISTED_METRICS = ("simulation_time_seconds", "fidelity", "final_rank")  # in listing rows
 MAX_LINEAGE = 1000  # ancestors followed before giving up
 LINEAGE_IGNORED = frozenset({"lineage.parent"})  # differs at every step by definition
 RUN_ID = re.compile(r"[0-9a-f]{1,32}")  # MLflow run ids are 32 lowercase hex digits
@@ -92,7 +91,7 @@ class RunSummary:
             "circuit": self.circuit,
             "n_qubits": self.n_qubits,
             "backend_used": self.backend_used,
-            **{key: self.metrics.get(key) for key in LISTED_METRICS},
+            **{key: self.metrics.get(key) for key in V.LISTED_METRICS},
             "started": self.started,
             "batch": self.batch,
         }
@@ -100,12 +99,34 @@ class RunSummary:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def result(self) -> dict[str, Any]:
+        """The run's figures shaped as its result record (``RunResult.to_dict()``'s keys), for
+        the summary views: metrics, observables noisy and noiseless, the references."""
+        ideal, noisy = V.IDEAL_EXPVAL_PREFIX, V.EXPVAL_PREFIX
+        return {
+            "run_id": self.run_id,
+            "status": self.status,
+            "backend_used": self.backend_used,
+            "n_qubits": self.n_qubits,
+            "depth": self.params.get("circuit.depth"),
+            **self.metrics,
+            "expectation_values": {
+                k.removeprefix(noisy): v for k, v in self.metrics.items() if k.startswith(noisy)
+            },
+            "ideal_expectation_values": {
+                k.removeprefix(ideal): v for k, v in self.metrics.items() if k.startswith(ideal)
+            },
+            "ideal_reference": self.tags.get(V.IDEAL_REFERENCE, "not recorded"),
+            "exact_reference": self.tags.get(V.EXACT_REFERENCE, "not recorded"),
+        }
+
 
 @dataclass
 class RunDetail(RunSummary):
     """A run with what only ``runs show`` needs: its rank per moment and outcome counts."""
 
     rank_history: list[float]
+    dense_spans: list[list[int]]  # [first, last] moments LRET held the state dense
     counts: dict[str, int] | None  # the counts.json artifact (None: no shots, or not finished)
 
 
@@ -203,7 +224,7 @@ def run_summary(run: Any, session: str) -> RunSummary:
         started=iso_from_ms(info.start_time),
         ended=iso_from_ms(info.end_time),
         params=params,
-        metrics=dict(data.metrics),
+        metrics=V.current_metrics(dict(data.metrics), tags),
         tags=tags,
         error=_clean(tags.get(V.ERROR)),
         batch=tags.get(V.BATCH_TAG) == "true",
@@ -414,9 +435,11 @@ class Queries:
     def run_detail(self, ref: str) -> RunDetail:
         run = self.resolve(ref)
         history = self.client.get_metric_history(run.run_id, V.RANK_METRIC)
+        dense = self.client.get_metric_history(run.run_id, V.DENSE_METRIC)
         return RunDetail(
             **vars(run),
             rank_history=[m.value for m in sorted(history, key=lambda m: m.step)],
+            dense_spans=V.dense_spans([m.value > 0 for m in sorted(dense, key=lambda m: m.step)]),
             counts=self._counts(run.run_id),
         )
 

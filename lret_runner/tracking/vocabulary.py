@@ -16,6 +16,9 @@ BACKEND_USED = "backend_used"  # the engine that ran (auto resolves to one)
 CONFIG_HASH = "config_hash"  # hash of the result-affecting config (sweep.resume matches it)
 CONFIG = "lret.config"  # that config as JSON: typed params for the readers
 JOB_NUM = "job_num"  # the job's number in its sweep
+# how the figures against the noiseless circuit and the exact state were obtained, or why not
+IDEAL_REFERENCE = "ideal_reference"
+EXACT_REFERENCE = "exact_reference"
 LINEAGE_PARENT = "lret.lineage.parent"  # the run this run was derived from (lineage.parent)
 # the process that runs it: a RUNNING run whose process is gone was killed (SIGKILL, a crash)
 OWNER_HOST = "lret.owner.host"
@@ -40,14 +43,32 @@ SESSION_DESCRIPTION = "description"
 
 
 # ---------------------------------------------------------------- metrics
+# What each figure is measured against: every view names it, so no fidelity stands bare.
+NOISELESS = "the noiseless circuit"  # its state vector, same circuit without noise
+EXACT = "the exact density matrix of the same noisy circuit"  # fdm: the engine's accuracy
+BOUND = "a proven bound on the trace distance to the exact state"
+TARGET = "optimize.target"
+
+# The sections of a run's summary, in the order every view shows them: (title, reference)
+SECTIONS = {
+    "noise": ("noise", "against " + NOISELESS),
+    "task": ("task", ""),
+    "accuracy": ("engine accuracy", "against the exact state of the same noisy circuit"),
+    "rank": ("ranks", ""),
+    "cost": ("cost", ""),
+}
+
+
 @dataclass(frozen=True)
 class Metric:
-    """One result metric: how it is shown and which way is better."""
+    """One result figure: how it is shown, which way is better, what it is measured against."""
 
     key: str  # the result field and the MLflow metric key
     label: str  # for tables and axes
     fmt: str  # how tables format it: time mb sci 6f int g
     higher_is_better: bool | None  # None: neither (a property, not a score)
+    section: str  # the summary section (a key of SECTIONS)
+    reference: str = ""  # what it is measured against ("" for a property of the run)
     unit: str = ""  # for axis labels
     optional: bool = False  # only some runs have it (a Hamiltonian, a target): hidden when absent
 
@@ -57,42 +78,114 @@ class Metric:
 
 
 METRICS: tuple[Metric, ...] = (
-    Metric("simulation_time_seconds", "simulation time", "time", False, "s"),
-    Metric("final_rank", "final rank", "int", False),
-    Metric("max_rank", "max rank", "int", False),
-    Metric("memory_used_mb", "memory", "mb", False, "MB"),
-    Metric("truncation_error", "truncation error", "sci", False),
-    Metric("fidelity", "fidelity", "6f", True),
-    Metric("trace_distance", "trace distance", "sci", False),
-    Metric("purity", "purity", "6f", None),
-    Metric("energy", "energy", "6f", False, optional=True),
-    Metric("expected_cut", "expected cut", "g", True, optional=True),
-    Metric("max_cut", "maximum cut", "int", None, optional=True),
-    Metric("target_fidelity", "target fidelity", "6f", True, optional=True),
-    Metric("two_qubit_gates", "two-qubit gates", "int", None),
+    Metric("ideal_fidelity", "fidelity to noiseless", "6f", True, "noise", NOISELESS),
+    Metric("ideal_tvd", "TVD to noiseless output", "sci", False, "noise", NOISELESS),
+    Metric(
+        "ideal_hellinger_fidelity",
+        "Hellinger fidelity to noiseless",
+        "6f",
+        True,
+        "noise",
+        NOISELESS,
+    ),
+    Metric("xeb_fidelity", "linear XEB (exact)", "6f", True, "noise", NOISELESS, optional=True),
+    Metric(
+        "xeb_fidelity_sampled",
+        "linear XEB (from counts)",
+        "6f",
+        True,
+        "noise",
+        NOISELESS,
+        optional=True,
+    ),
+    Metric("purity", "purity", "6f", None, "noise"),
+    Metric("energy", "energy", "6f", False, "task", optional=True),
+    Metric("ideal_energy", "noiseless energy", "6f", None, "task", NOISELESS, optional=True),
+    Metric("expected_cut", "expected cut", "g", True, "task", optional=True),
+    Metric("max_cut", "maximum cut", "int", None, "task", optional=True),
+    Metric("target_fidelity", "fidelity to target", "6f", True, "task", TARGET, optional=True),
+    Metric("exact_fidelity", "fidelity to exact", "6f", True, "accuracy", EXACT),
+    Metric("exact_trace_distance", "trace distance to exact", "sci", False, "accuracy", EXACT),
+    Metric("truncation_error", "truncation error bound", "sci", False, "accuracy", BOUND),
+    Metric("largest_rank", "largest rank kept", "int", False, "rank"),
+    Metric("final_rank", "final rank", "int", False, "rank"),
+    # LRET: k channel branches times r columns, before the truncation cuts them (not a rank:
+    # it may exceed 2^n)
+    Metric(
+        "widest_factor", "widest factor before truncation", "int", False, "rank", unit="columns"
+    ),
+    Metric("simulation_time_seconds", "simulation time", "time", False, "cost", unit="s"),
+    Metric("memory_used_mb", "memory", "mb", False, "cost", unit="MB"),
+    Metric("two_qubit_gates", "two-qubit gates", "int", None, "cost"),
 )
 METRIC = {m.key: m for m in METRICS}
 
-# the metrics a sweep's summary table lists, and those `compare` ranks
+# the metrics a sweep's summary table lists, those `compare` ranks, and those a listing shows
 SUMMARY_METRICS = (
-    "simulation_time_seconds",
-    "fidelity",
-    "final_rank",
-    "max_rank",
-    "memory_used_mb",
+    "ideal_fidelity",
+    "ideal_tvd",
+    "exact_fidelity",
     "truncation_error",
-    "trace_distance",
+    "final_rank",
+    "largest_rank",
+    "simulation_time_seconds",
+    "memory_used_mb",
 )
 COMPARED_METRICS = (
-    "simulation_time_seconds",
-    "fidelity",
-    "final_rank",
-    "memory_used_mb",
+    "ideal_fidelity",
+    "ideal_tvd",
+    "exact_fidelity",
     "truncation_error",
+    "final_rank",
+    "simulation_time_seconds",
+    "memory_used_mb",
 )
+LISTED_METRICS = ("simulation_time_seconds", "ideal_fidelity", "exact_fidelity", "final_rank")
 RANK_METRIC = "rank"  # the rank after every moment, a stepped metric (step = moment)
+# 1 after a moment that LRET ended holding a dense matrix, else 0 (a stepped metric)
+DENSE_METRIC = "dense"
 EXPVAL_PREFIX = "expval_"  # + Pauli string: an observable's expectation value
+IDEAL_EXPVAL_PREFIX = "ideal_expval_"  # + Pauli string: its value in the noiseless circuit
 OBJECTIVE_PREFIX = "objective."  # + metric: the value an Optuna trial returned for it
+
+
+def dense_spans(flags: list[bool]) -> list[list[int]]:
+    """[first, last] moment of every run of True in ``flags`` (LRET's dense phases)."""
+    spans: list[list[int]] = []
+    for moment, dense in enumerate(flags):
+        if dense and spans and spans[-1][1] == moment - 1:
+            spans[-1][1] = moment
+        elif dense:
+            spans.append([moment, moment])
+    return spans
+
+
+def dense_flags(spans: list[list[int]] | None, moments: int) -> list[int]:
+    """1 for every moment inside one of ``spans``, else 0 (:data:`DENSE_METRIC`'s series)."""
+    flags = [0] * moments
+    for first, last in spans or []:
+        flags[first : last + 1] = [1] * (last + 1 - first)
+    return flags
+
+
+# ---------------------------------------------------------------- result schema versions
+# Version 2 (this one) named the engine-accuracy figures exact_*, added the figures against
+# the noiseless circuit and split max_rank into largest_rank and widest_factor. A run
+# without the tag is version 1: its metrics are read under today's names.
+RESULT_SCHEMA = "lret.result_schema"
+RESULT_SCHEMA_VERSION = "2"
+LEGACY_METRICS = {  # version 1 name -> today's name (the same figure)
+    "fidelity": "exact_fidelity",
+    "trace_distance": "exact_trace_distance",
+    "max_rank": "widest_factor",
+}
+
+
+def current_metrics(metrics: dict[str, float], tags: dict[str, str]) -> dict[str, float]:
+    """A run's metrics under today's names (a version 1 run's renamed, see LEGACY_METRICS)."""
+    if tags.get(RESULT_SCHEMA) is not None:
+        return metrics
+    return {LEGACY_METRICS.get(k, k): v for k, v in metrics.items()}
 
 
 # ---------------------------------------------------------------- the typed config

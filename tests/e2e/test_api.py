@@ -106,7 +106,7 @@ def test_a_run_end_to_end_is_in_mlflow(client: LRETClient, server: Server) -> No
     run = client.run_experiment(timeout=120, **GHZ, tags={"k": "v"})
     assert run["status"] == "finished", run["error"]
     assert sum(run["counts"].values()) == 100 and set(run["counts"]) <= {"000", "111"}
-    assert run["metrics"]["fidelity"] == pytest.approx(1.0, abs=1e-3)
+    assert run["metrics"]["exact_fidelity"] == pytest.approx(1.0, abs=1e-3)
     stored = MlflowClient(sqlite_uri(server.root)).get_run(run["run_id"])
     assert stored.info.status == "FINISHED" and stored.data.tags["k"] == "v"
     assert stored.data.tags["session"] == "api" and stored.data.params["circuit.n_qubits"] == "3"

@@ -167,7 +167,7 @@ def test_tracked_run(installed: Installed, tmp_path: Path) -> None:
     out = _run([installed.python, "-c", READ_STORE, uri], cwd=tmp_path, env=installed.env)
     (run,) = json.loads(out.stdout.strip().splitlines()[-1])
     assert run["status"] == "FINISHED"
-    assert 0 < run["metrics"]["fidelity"] <= 1
+    assert 0 < run["metrics"]["exact_fidelity"] <= 1
 
 
 def test_optuna_sweeper_plugin_is_found_in_the_wheel(installed: Installed, tmp_path: Path) -> None:

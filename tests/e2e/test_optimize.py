@@ -100,22 +100,22 @@ def test_threshold_tuning_meets_the_bound_two_trials_at_a_time(opt: Study) -> No
     feasible = [
         c.data.metrics["simulation_time_seconds"]
         for c in children.values()
-        if c.data.metrics["fidelity"] >= 0.99
+        if c.data.metrics["exact_fidelity"] >= 0.99
     ]
     # the best is the fastest run that meets the bound (the others carry a penalty)
     assert parent.data.metrics["best_value"] == pytest.approx(min(feasible), abs=1e-12)
-    assert "meets optimize.min_fidelity=0.99" in done.stdout
+    assert "meets optimize.min_exact_fidelity=0.99" in done.stdout
 
 
 def test_threshold_tuning_says_when_no_trial_meets_the_bound(opt: Study) -> None:
     done = opt.run(
         "+optimize=threshold_tuning",
         "hydra.sweeper.n_trials=2",
-        "optimize.min_fidelity=0.999999",
+        "optimize.min_exact_fidelity=0.999999",
         "simulator.max_rank=choice(2)",  # replaces the preset's choices
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "no trial met optimize.min_fidelity=0.999999" in done.stdout
+    assert "no trial met optimize.min_exact_fidelity=0.999999" in done.stdout
     (parent,) = opt.batches("threshold_tuning")
     assert parent.data.tags["optimize.constraint_met"] == "false"
 
@@ -124,8 +124,8 @@ def test_two_objectives_report_their_pareto_front(opt: Study) -> None:
     done = opt.run(
         "+optimize=threshold_tuning",
         "hydra.sweeper.n_trials=4",
-        "optimize.objective=[simulation_time_seconds,infidelity]",
-        "optimize.min_fidelity=null",
+        "optimize.objective=[simulation_time_seconds,exact_infidelity]",
+        "optimize.min_exact_fidelity=null",
     )
     assert done.returncode == 0, done.stderr[-3000:]
     (parent,) = opt.batches("threshold_tuning")
@@ -282,7 +282,7 @@ def test_a_trial_without_its_objective_fails_and_the_study_goes_on(opt: Study) -
     # trials have no objective, the 4-qubit ones do
     done = opt.run(
         "+optimize=qaoa_maxcut",
-        "optimize.objective=fidelity",
+        "optimize.objective=exact_fidelity",
         "run.compare_to_exact=true",
         "simulator=lret",
         "noise=none",
@@ -297,7 +297,7 @@ def test_a_trial_without_its_objective_fails_and_the_study_goes_on(opt: Study) -
     states = {t.params["circuit.n_qubits"]: t for t in trials}
     assert states[4].state == optuna.trial.TrialState.COMPLETE
     assert states[14].state == optuna.trial.TrialState.FAIL
-    assert "optimize.objective=fidelity has no value" in states[14].user_attrs["lret.error"]
+    assert "optimize.objective=exact_fidelity has no value" in states[14].user_attrs["lret.error"]
     (parent,) = opt.batches("qaoa_maxcut")
     failed = [c for c in opt.children(parent) if c.info.status == "FAILED"]
     assert len(failed) == 1 and "has no value" in failed[0].data.tags["error"]

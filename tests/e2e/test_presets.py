@@ -39,5 +39,5 @@ def test_preset_runs(preset: str, run_cli: Any, tmp_path: Path) -> None:
     (path,) = tmp_path.glob("outputs/**/result.json")
     result = json.loads(path.read_text())
     assert result["status"] == "FINISHED"
-    if result["fidelity"] is not None:
-        assert 0.0 < result["fidelity"] <= 1.0 + 1e-9
+    if result["exact_fidelity"] is not None:
+        assert 0.0 < result["exact_fidelity"] <= 1.0 + 1e-9

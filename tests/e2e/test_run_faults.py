@@ -165,7 +165,7 @@ def test_interrupt_while_recording_keeps_what_was_computed(
     (run,) = store_runs(tmp_path)
     saved = result_json(tmp_path)
     assert run.info.status == "FINISHED" == saved["status"]
-    assert run.data.metrics["fidelity"] == pytest.approx(saved["fidelity"])
+    assert run.data.metrics["exact_fidelity"] == pytest.approx(saved["exact_fidelity"])
     assert {"result.json", "counts.json", "config.yaml"} <= artifacts(tmp_path, run.info.run_id)
     assert integrity(tmp_path) == "ok"
 

@@ -31,7 +31,7 @@ from conftest import sqlite_uri  # noqa: E402
 from e2e.conftest import Sweep  # noqa: E402
 
 TINY = ["circuit.n_qubits=3", "circuit.depth=4", "run.quiet=true"]
-DETERMINISTIC = ("final_rank", "truncation_error", "fidelity")
+DETERMINISTIC = ("final_rank", "truncation_error", "exact_fidelity")
 
 # Regressions guarded here: before 24f837f, `_RetryingClient.__getattr__` recursed while
 # being unpickled, so joblib/submitit workers (which unpickle the Hydra context and its
