@@ -470,6 +470,8 @@ def _level_scale(ax: Axes, levels: set[float]) -> None:
     if positive and min(levels) >= 0:
         if 0 in levels:
             ax.set_xscale("symlog", linthresh=positive[0])
+            # no negative decade: 0 just inside the left edge, the largest level inside the right
+            ax.set_xlim(-0.15 * positive[0], positive[-1] * 1.6)
         elif positive[-1] / positive[0] >= 10:
             ax.set_xscale("log")
 
@@ -536,15 +538,21 @@ def fidelity_over_runs_figure(
     """Each fidelity the runs have (to the noiseless circuit, to the exact state: one panel
     each) against the swept parameter ``x`` (default: the first config key that varies;
     the run index when none does), one line per value of the other swept keys; a dashed
-    line at ``target``; failed runs marked with x at their position."""
+    line at ``target``; failed runs marked with x at their position. A sweep of the engine's
+    settings (``simulator.*``, ``backend.*``) shows only the fidelity to the exact state."""
     rows = list(rows)
+    swept = [k for k in varying_columns(rows) if k.startswith(CONFIG_SECTIONS + ("run.",))]
+    x = x or (swept[0] if swept else None)
+    # a sweep of the engine's own settings asks how accurate it is: the fidelity to the
+    # noiseless circuit would only show how much noise a loose truncation dropped
+    engine_sweep = x is not None and x.startswith(("simulator.", "backend."))
     present = [
-        m for m in FIDELITIES if any(_finished(r) and number(r.get(m)) is not None for r in rows)
+        m
+        for m in (("exact_fidelity",) if engine_sweep else FIDELITIES)
+        if any(_finished(r) and number(r.get(m)) is not None for r in rows)
     ]
     if not present:
         raise ValueError("fidelity_over_runs_figure: no finished run has a fidelity")
-    swept = [k for k in varying_columns(rows) if k.startswith(CONFIG_SECTIONS + ("run.",))]
-    x = x or (swept[0] if swept else None)
     others = [k for k in swept if k != x]
     if x is None:
         rows = [{**r, "run index": i} for i, r in enumerate(rows)]
@@ -571,7 +579,8 @@ def fidelity_over_runs_figure(
         total = sum(len(pts) for pts in lines.values())
         for name in sorted(lines):
             pts = sorted(lines[name])
-            ax.plot([p for p, _ in pts], [f for _, f in pts], marker="o", label=name or metric)
+            label = name or METRIC[metric].label
+            ax.plot([p for p, _ in pts], [f for _, f in pts], marker="o", label=label)
         ax.axhline(target, linestyle="--", color="0.35", label=f"target {target:g}")
         if failed:
             ax.plot(
@@ -584,14 +593,18 @@ def fidelity_over_runs_figure(
                 label=f"failed ({len(failed)})",
                 transform=ax.get_xaxis_transform(),
             )
-        if numeric and x == "noise.level":
+        if numeric:  # levels, thresholds: log where they span decades, 0 kept in view
             _level_scale(ax, set(position.values()))
         if not numeric:
             ax.set_xticks(range(len(values)))
             ax.set_xticklabels([str(v) for v in values], rotation=45, ha="right", fontsize=8)
         ax.set_xlabel(_label(x))
         ax.set_ylabel(_label(metric))
-        ax.set_title(f"{_title(metric)}: {below} of {total} runs below target", fontsize=10)
+        m = METRIC[metric]
+        ax.set_title(
+            f"{m.label}: {below} of {total} runs below {target:g}\n(against {m.reference})",
+            fontsize=10,
+        )
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     return fig

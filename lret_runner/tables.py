@@ -194,6 +194,11 @@ def _observables(result: Mapping[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
+# figures that a truncation can move by at most the trace distance it causes, so by at most
+# truncation_error: <psi|rho|psi> (a projector's expectation) and a measured distribution's TVD
+BOUNDED = ("ideal_fidelity", "ideal_tvd")
+
+
 def summary_sections(
     result: Mapping[str, Any],
 ) -> list[tuple[tuple[str, str], list[tuple[str, str]]]]:
@@ -203,11 +208,14 @@ def summary_sections(
     An optional figure the run does not have (an energy, a cut, XEB) is left out; a
     reference that was not computed says why."""
     sections: dict[str, list[tuple[str, str]]] = {key: [] for key in SECTIONS}
+    bound = number(result.get("truncation_error")) or 0.0
     for m in METRICS:
         value = result.get(m.key)
         if value is None and m.optional:
             continue
         text = fmt(value, m.fmt) + (f" {m.unit}" if m.unit == "columns" and value else "")
+        if m.key in BOUNDED and value is not None and bound > 0:
+            text += f" ± {bound:.1e} (truncation bound)"
         sections[m.section].append((m.label, text))
     sections["noise"] += _observables(result)
     # how each reference was obtained, or why it was not

@@ -219,7 +219,7 @@ def test_fidelity_over_runs_target_and_failed_marks() -> None:
     fig = plots.fidelity_over_runs_figure(rows, target=0.99)
     ideal_ax, exact_ax = fig.axes  # one panel per fidelity, each saying its reference
     assert "against the noiseless circuit" in ideal_ax.get_title()
-    assert "against the exact density matrix" in exact_ax.get_title()
+    assert "against the exact state of the same noisy circuit" in exact_ax.get_title()
     fid, target, failed = exact_ax.lines
     assert exact_ax.get_xlabel() == "noise level"  # the swept parameter, not run ids
     assert list(fid.get_xdata()) == [0.0, 0.001, 0.05]  # in level order
@@ -228,7 +228,7 @@ def test_fidelity_over_runs_target_and_failed_marks() -> None:
     assert list(target.get_ydata()) == [0.99, 0.99]
     assert list(failed.get_xdata()) == [0.01]  # at its level
     assert failed.get_marker() == "x"
-    assert "1 of 3 runs below target" in exact_ax.get_title()
+    assert "1 of 3 runs below 0.99" in exact_ax.get_title()
     assert list(ideal_ax.lines[0].get_ydata()) == pytest.approx([1.0, 0.998001, 0.9025])
 
 
@@ -237,6 +237,13 @@ def test_fidelity_over_runs_one_line_per_other_swept_key() -> None:
     ideal_ax, _ = plots.fidelity_over_runs_figure(rows, x="noise.level").axes
     labels = [line.get_label() for line in ideal_ax.lines]
     assert labels == ["simulator.name=fdm", "simulator.name=lret", "target 0.99"]
+    # a sweep of the engine's settings: its accuracy only (a truncation that drops the noise
+    # would look best against the noiseless circuit)
+    rows = [row(rank_threshold=t) for t in (0.0, 1e-4, 1e-2)]
+    rows = [{**r, "simulator.rank_threshold": r.pop("rank_threshold")} for r in rows]
+    (ax,) = plots.fidelity_over_runs_figure(rows).axes
+    assert ax.get_xlabel() == "simulator.rank_threshold" and ax.get_xscale() == "symlog"
+    assert "against the exact state" in ax.get_title()
     # nothing swept: against the run index
     (ax, _) = plots.fidelity_over_runs_figure([row(), row()]).axes
     assert ax.get_xlabel() == "run index" and len(ax.lines) == 2
@@ -255,7 +262,7 @@ def test_comparison_one_subplot_per_metric_one_bar_per_run() -> None:
         labels = [t.get_text() for t in ax.get_xticklabels()]
         assert labels == ["00000000", "00000001", "00000002", "deadbeef"]  # ... but keeps its slot
     fid_ax = fig.axes[2]
-    assert "against the exact density matrix" in fid_ax.get_title()
+    assert "against the exact state of the same noisy circuit" in fid_ax.get_title()
     assert [p.get_height() for p in fid_ax.patches] == pytest.approx([0.9, 0.91, 0.92])
     assert "failed" in texts(fig)
 

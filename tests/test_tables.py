@@ -127,6 +127,17 @@ def test_metrics_table_contents() -> None:
     assert "n/a" in trace_line
 
 
+def test_the_truncation_bound_is_the_uncertainty_of_the_noise_figures() -> None:
+    # a truncation moves <psi|rho|psi> and a measured TVD by at most the trace distance it
+    # causes, which truncation_error bounds
+    result = {**RESULT, "ideal_fidelity": 1.0, "ideal_tvd": 0.0, "truncation_error": 0.24}
+    lines = render(metrics_table(result)).splitlines()
+    fidelity = next(line for line in lines if "fidelity to noiseless" in line)
+    assert "1.000000 ± 2.4e-01 (truncation bound)" in fidelity
+    exact = {**result, "truncation_error": 0.0}
+    assert "±" not in render(metrics_table(exact))
+
+
 def test_metrics_table_missing_everything() -> None:
     text = render(metrics_table({}))
     # every non-optional figure (optional ones, energy, XEB..., are left out), the status,

@@ -96,8 +96,7 @@ def _best(
         met = fidelity is not None and fidelity >= bound
         tracker.set_tags(run_id, {"optimize.constraint_met": str(met).lower()})
         lines.append(
-            f"fidelity to the exact state {fidelity:.6f} meets "
-            f"optimize.min_exact_fidelity={bound}"
+            f"fidelity to the exact state {fidelity:.6f} meets optimize.min_exact_fidelity={bound}"
             if met
             else f"no trial met optimize.min_exact_fidelity={bound}: the best has fidelity "
             f"{fidelity} to the exact state (its value includes the penalty); widen the "

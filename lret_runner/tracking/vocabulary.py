@@ -45,7 +45,7 @@ SESSION_DESCRIPTION = "description"
 # ---------------------------------------------------------------- metrics
 # What each figure is measured against: every view names it, so no fidelity stands bare.
 NOISELESS = "the noiseless circuit"  # its state vector, same circuit without noise
-EXACT = "the exact density matrix of the same noisy circuit"  # fdm: the engine's accuracy
+EXACT = "the exact state of the same noisy circuit"  # fdm's: the engine's accuracy
 BOUND = "a proven bound on the trace distance to the exact state"
 TARGET = "optimize.target"
 
@@ -53,7 +53,7 @@ TARGET = "optimize.target"
 SECTIONS = {
     "noise": ("noise", "against " + NOISELESS),
     "task": ("task", ""),
-    "accuracy": ("engine accuracy", "against the exact state of the same noisy circuit"),
+    "accuracy": ("engine accuracy", "against " + EXACT),
     "rank": ("ranks", ""),
     "cost": ("cost", ""),
 }
