@@ -74,6 +74,10 @@ class LRETClient:
     def health(self) -> dict[str, Any]:
         return self._call("GET", "/health")
 
+    def metrics(self) -> list[dict[str, Any]]:
+        """The figures a run reports, each with what it is measured against."""
+        return self._call("GET", "/metrics")
+
     def submit_experiment(self, **request: Any) -> dict[str, Any]:
         """Queue one experiment (the keys of ``POST /experiments``); ``{run_id, status}``."""
         return self._call("POST", "/experiments", json=request)

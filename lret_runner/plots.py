@@ -453,7 +453,9 @@ def backend_comparison_figure(
                     pos.append(j - 0.4 + width * (i + 0.5))
                     heights.append(_mean(data[g][xv]))
             values += heights
-            ax.bar(pos, heights, width=width, label=g, color=f"C{i}")
+            bars = ax.bar(pos, heights, width=width, label=g, color=f"C{i}")
+            if "fidelity" in metric:  # bars near 1 look alike: the values say how near
+                ax.bar_label(bars, fmt="%.5f", rotation=90, fontsize=7, label_type="center")
         _apply_scale(ax, values, "y")
         ax.set_xticks(range(len(xs)))
         ax.set_xticklabels([str(v) for v in xs])
@@ -543,9 +545,13 @@ def fidelity_over_runs_figure(
     rows = list(rows)
     swept = [k for k in varying_columns(rows) if k.startswith(CONFIG_SECTIONS + ("run.",))]
     x = x or (swept[0] if swept else None)
+    others = _independent(rows, [k for k in swept if k != x])
     # a sweep of the engine's own settings asks how accurate it is: the fidelity to the
     # noiseless circuit would only show how much noise a loose truncation dropped
-    engine_sweep = x is not None and x.startswith(("simulator.", "backend."))
+    engine_sweep = any(
+        k.startswith(("simulator.", "backend.")) and k != "simulator.name"
+        for k in [x or "", *others]
+    )
     present = [
         m
         for m in (("exact_fidelity",) if engine_sweep else FIDELITIES)
@@ -553,7 +559,6 @@ def fidelity_over_runs_figure(
     ]
     if not present:
         raise ValueError("fidelity_over_runs_figure: no finished run has a fidelity")
-    others = [k for k in swept if k != x]
     if x is None:
         rows = [{**r, "run index": i} for i, r in enumerate(rows)]
         x = "run index"
@@ -595,6 +600,8 @@ def fidelity_over_runs_figure(
             )
         if numeric:  # levels, thresholds: log where they span decades, 0 kept in view
             _level_scale(ax, set(position.values()))
+            if ax.get_xscale() == "linear" and len(values) <= 12:
+                ax.set_xticks([float(v) for v in values])  # the swept values, not 4.5 qubits
         if not numeric:
             ax.set_xticks(range(len(values)))
             ax.set_xticklabels([str(v) for v in values], rotation=45, ha="right", fontsize=8)
@@ -606,8 +613,26 @@ def fidelity_over_runs_figure(
             fontsize=10,
         )
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="best")
     return fig
+
+
+def _independent(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[str]:
+    """``keys`` less those whose value the kept ones already determine (lret's settings are
+    set where simulator.name is lret and unset elsewhere: they name no line of their own).
+    Keys with more distinct values are kept first."""
+    kept: list[str] = []
+    for key in sorted(keys, key=lambda k: (-len(_distinct(rows, k)), k)):
+        seen: dict[tuple[str, ...], str] = {}
+        determined = True
+        for r in rows:
+            known = tuple(repr(r.get(k)) for k in kept)
+            if seen.setdefault(known, repr(r.get(key))) != repr(r.get(key)):
+                determined = False
+                break
+        if not determined:
+            kept.append(key)
+    return sorted(kept)
 
 
 def comparison_figure(

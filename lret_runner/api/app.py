@@ -33,6 +33,7 @@ from lret_runner.api.models import (
     ExperimentRequest,
     Health,
     Index,
+    MetricInfo,
     QueryAnswer,
     QueryRequest,
     Submitted,
@@ -110,6 +111,14 @@ def create_app(settings: Settings) -> FastAPI:
     def index() -> dict[str, Any]:
         routes = sorted({f"{m} {r.path}" for r in app.routes for m in getattr(r, "methods", ())})
         return {"name": "lret_runner", "version": __version__, "docs": "/docs", "endpoints": routes}
+
+    @app.get("/metrics", response_model=list[MetricInfo], dependencies=guarded, responses=ERRORS)
+    def metric_registry() -> list[dict[str, Any]]:
+        """Every figure a run reports: its label, unit, what it is measured against."""
+        from lret_runner.tracking.vocabulary import METRICS
+
+        fields = MetricInfo.model_fields
+        return [{k: getattr(m, k) for k in fields} for m in METRICS]
 
     @app.get("/health", response_model=Health)
     def health() -> dict[str, Any]:

@@ -87,6 +87,18 @@ class Index(BaseModel):
     endpoints: list[str]
 
 
+class MetricInfo(BaseModel):
+    """One figure a run reports, from the metric registry every view draws from."""
+
+    key: str  # the key in an experiment's ``metrics``
+    label: str
+    unit: str
+    section: str  # noise, task, accuracy, rank, cost
+    reference: str  # what it is measured against ("" for a property of the run)
+    higher_is_better: bool | None
+    optional: bool  # only some runs have it
+
+
 class ErrorBody(BaseModel):
     message: str
     field: str | None = None

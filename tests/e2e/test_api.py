@@ -100,6 +100,10 @@ def test_health_and_index(client: LRETClient, server: Server) -> None:
     index = httpx.get(server.url + "/").json()
     assert "POST /experiments" in index["endpoints"] and index["docs"] == "/docs"
     assert httpx.get(server.url + "/docs").status_code == 200
+    registry = {m["key"]: m for m in client.metrics()}
+    assert registry["ideal_fidelity"]["reference"] == "the noiseless circuit"
+    assert registry["exact_fidelity"]["reference"] == "the exact state of the same noisy circuit"
+    assert "fidelity" not in registry  # no fidelity without its reference
 
 
 def test_a_run_end_to_end_is_in_mlflow(client: LRETClient, server: Server) -> None:
