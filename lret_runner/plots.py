@@ -543,7 +543,14 @@ def fidelity_over_runs_figure(
     line at ``target``; failed runs marked with x at their position. A sweep of the engine's
     settings (``simulator.*``, ``backend.*``) shows only the fidelity to the exact state."""
     rows = list(rows)
-    swept = [k for k in varying_columns(rows) if k.startswith(CONFIG_SECTIONS + ("run.",))]
+    # the swept config keys with scalar values (a list, such as Optuna's circuit.angles,
+    # is no axis: those trials are drawn in their order)
+    swept = [
+        k
+        for k in varying_columns(rows)
+        if k.startswith(CONFIG_SECTIONS + ("run.",))
+        and not any(isinstance(r.get(k), list | tuple | dict) for r in rows)
+    ]
     x = x or (swept[0] if swept else None)
     others = _independent(rows, [k for k in swept if k != x])
     # a sweep of the engine's own settings asks how accurate it is: the fidelity to the

@@ -244,6 +244,10 @@ def test_fidelity_over_runs_one_line_per_other_swept_key() -> None:
     (ax,) = plots.fidelity_over_runs_figure(rows).axes
     assert ax.get_xlabel() == "simulator.rank_threshold" and ax.get_xscale() == "symlog"
     assert "against the exact state" in ax.get_title()
+    # a list-valued key (Optuna's circuit.angles) is no axis: the run index is
+    rows = [{**row(), "circuit.angles": [0.1 * i, 0.2]} for i in range(3)]
+    (ax, _) = plots.fidelity_over_runs_figure(rows).axes
+    assert ax.get_xlabel() == "run index" and len(ax.lines[0].get_xdata()) == 3
     # nothing swept: against the run index
     (ax, _) = plots.fidelity_over_runs_figure([row(), row()]).axes
     assert ax.get_xlabel() == "run index" and len(ax.lines) == 2
