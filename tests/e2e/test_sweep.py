@@ -150,6 +150,46 @@ def test_sweep_preset_is_one_finished_batch(
     assert combos(kids, keys) == expected
 
 
+def test_ghz_noise_sweep_fidelity_to_the_noiseless_circuit_falls_with_the_level(
+    sweep: Sweep,
+) -> None:
+    # the question of a noise sweep (noise_sweep's, here on a GHZ circuit): the fidelity to
+    # the noiseless GHZ state falls with the level, as Cirq's density matrix says it does
+    import cirq
+    import numpy as np
+
+    from lret_runner.circuits import ghz
+    from lret_runner.noise import add_noise, build_noise_model
+
+    levels = (0.0, 0.001, 0.01, 0.1)
+    sweep.ok(
+        "circuit=ghz",
+        "circuit.n_qubits=4",
+        "noise=depolarizing",
+        "noise.placement=moment",
+        f"noise.level={','.join(map(str, levels))}",
+        "run.quiet=true",
+    )
+    parent, kids = check_finished_batch(sweep, 4, {"noise_impact.png", "fidelity_over_runs.png"})
+    by_level = {value(k.data.params["noise.level"]): k.data.metrics for k in kids}
+    circuit = ghz(n_qubits=4, measure=False)
+    psi = cirq.final_state_vector(circuit, dtype=np.complex128)
+    expected = []
+    for level in levels:
+        noisy = add_noise(
+            circuit, build_noise_model("depolarizing", level=level, placement="moment")
+        )
+        rho = cirq.DensityMatrixSimulator(dtype=np.complex128).simulate(noisy).final_density_matrix
+        expected.append(float(np.vdot(psi, rho @ psi).real))
+    got = [by_level[level]["ideal_fidelity"] for level in levels]
+    # lret at its default threshold: within the truncation bound, as the summary's ± says
+    for level, g, e in zip(levels, got, expected, strict=True):
+        assert abs(g - e) <= by_level[level]["truncation_error"] + 1e-12, level
+    assert got[0] == pytest.approx(1.0) and got == sorted(got, reverse=True) and got[-1] < 0.6
+    # the engine agrees with the exact state at every level: a different question
+    assert all(by_level[level]["exact_fidelity"] > 0.999 for level in levels)
+
+
 def test_log_plots_true_renders_every_jobs_pngs(sweep: Sweep) -> None:
     sweep.ok(*TINY, "circuit.seed=1,2", "tracking.log_plots=true")
     [parent] = sweep.batches()
