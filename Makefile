@@ -99,6 +99,7 @@ bench: venv
 	$(PY) benchmarks/bench_overhead.py
 	$(PY) benchmarks/bench_sweep.py
 	$(PY) benchmarks/bench_threads.py
+	$(PY) benchmarks/bench_ideal.py
 	$(PY) benchmarks/bench_optimize.py
 	$(PY) benchmarks/bench_api.py
 	$(PY) benchmarks/bench_launchers.py
