@@ -402,12 +402,7 @@ def _qubits(where: str, entries: Any, n: int) -> tuple[Qubit, ...]:
     out = []
     for i, entry in enumerate(entries):
         prefix = f"qubits[{i}]"
-        if not isinstance(entry, Mapping):
-            raise _fail(where, prefix, entry, f"must be a mapping of {', '.join(QUBIT_KEYS)}")
-        _keys(where, f"{prefix}.", entry, QUBIT_KEYS)
-        for key in QUBIT_KEYS:
-            if key not in entry:
-                raise NoiseError(f"{where}: {prefix}.{key} is missing (qubit {i})")
+        _entry(where, prefix, entry, QUBIT_KEYS, f" (qubit {i})")
         t1 = _time(where, f"{prefix}.t1", entry["t1"])
         t2 = _time(where, f"{prefix}.t2", entry["t2"])
         if t2 > 2 * t1:
@@ -434,6 +429,16 @@ def _qubits(where: str, entries: Any, n: int) -> tuple[Qubit, ...]:
     return tuple(out)
 
 
+def _entry(where: str, prefix: str, entry: Any, keys: Sequence[str], which: str = "") -> None:
+    """An entry of ``qubits`` or ``pairs``: a mapping with exactly ``keys``."""
+    if not isinstance(entry, Mapping):
+        raise _fail(where, prefix, entry, f"must be a mapping of {', '.join(keys)}")
+    _keys(where, f"{prefix}.", entry, keys)
+    for key in keys:
+        if key not in entry:
+            raise NoiseError(f"{where}: {prefix}.{key} is missing{which}")
+
+
 def _pairs(where: str, entries: Any, n: int) -> tuple[Pair, ...]:
     if not isinstance(entries, list):
         raise _fail(
@@ -443,12 +448,7 @@ def _pairs(where: str, entries: Any, n: int) -> tuple[Pair, ...]:
     seen: set[tuple[int, int]] = set()
     for i, entry in enumerate(entries):
         prefix = f"pairs[{i}]"
-        if not isinstance(entry, Mapping):
-            raise _fail(where, prefix, entry, f"must be a mapping of {', '.join(PAIR_KEYS)}")
-        _keys(where, f"{prefix}.", entry, PAIR_KEYS)
-        for key in PAIR_KEYS:
-            if key not in entry:
-                raise NoiseError(f"{where}: {prefix}.{key} is missing")
+        _entry(where, prefix, entry, PAIR_KEYS)
         qubits = entry["qubits"]
         if (
             not isinstance(qubits, list)
