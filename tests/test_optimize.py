@@ -204,6 +204,20 @@ def _result(**fields: object) -> SimpleNamespace:
     return SimpleNamespace(**{**base, **fields})
 
 
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [("fidelity", "exact_fidelity"), ("infidelity", "exact_infidelity"), ("max_rank", "widest")],
+)
+def test_an_objective_of_the_old_result_schema_is_refused_naming_the_new(
+    old: str, new: str
+) -> None:
+    cfg = compose_config([f"optimize.objective={old}"])
+    with pytest.raises(ConfigError, match=f"optimize.objective='{old}' is a name of the old") as e:
+        objectives.check(cfg)
+    assert new in str(e.value)
+    assert ("ideal_fidelity" in str(e.value)) == ("fidelity" in old)
+
+
 def test_penalty_below_min_fidelity_is_added_when_minimising() -> None:
     cfg = compose_config(
         [

@@ -35,13 +35,8 @@ NEEDS_IDEAL = (
     "xeb_fidelity",
     "xeb_fidelity_sampled",
 )
-# names of result schema 1, which meant the engine against the exact state
-_RENAMED = {
-    "fidelity": "exact_fidelity",
-    "infidelity": "exact_infidelity",
-    "trace_distance": "exact_trace_distance",
-    "max_rank": "widest_factor",
-}
+# names of result schema 1 (fidelity meant the engine against the exact state)
+_RENAMED = {**V.LEGACY_METRICS, "infidelity": "exact_infidelity"}
 _NEEDS = {  # objective -> (what the run needs, the setting that provides it)
     "energy": ("a Hamiltonian", "hamiltonian=h2 (or ising, or your own)"),
     "expected_cut": ("the qaoa circuit", "circuit=qaoa"),
@@ -120,11 +115,15 @@ def _check_available(cfg: Any, name: str, setting: str = "optimize.objective") -
             )
         return
     if name in _RENAMED:
+        hint = (
+            "; for how far noise moved the state from the noiseless circuit use "
+            "'ideal_fidelity' (or 'ideal_infidelity', 'ideal_tvd')"
+            if "fidelity" in name or "distance" in name
+            else ""
+        )
         raise ConfigError(
-            f"{setting}={name!r} is a name of the old result schema: the engine's agreement "
-            f"with the exact state is now {_RENAMED[name]!r}; for how far noise moved the "
-            "state from the noiseless circuit use 'ideal_fidelity' (or 'ideal_infidelity', "
-            "'ideal_tvd')"
+            f"{setting}={name!r} is a name of the old result schema: that figure is now "
+            f"{_RENAMED[name]!r}{hint}"
         )
     if name not in known:
         raise ConfigError(
