@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from lret_runner import __version__, metrics
 from lret_runner.errors import ConfigError, MemoryRefusal, TrackingError, UserError, check_range
 from lret_runner.simulators import (
@@ -45,6 +43,7 @@ from lret_runner.tracking import vocabulary as V
 
 if TYPE_CHECKING:
     import cirq
+    import numpy as np
 
     from lret_runner.tracking import Tracker
 

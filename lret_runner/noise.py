@@ -7,6 +7,7 @@ whose noise moments hold channel operations only, each tagged with :data:`NOISE_
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -61,7 +62,43 @@ class NoiseComponent:
     key: str = "noise"  # where its parameters are in the config (for messages)
 
 
-class LretNoiseModel(cirq.NoiseModel):
+class SplitNoiseModel(cirq.NoiseModel):
+    """What every noise model here shares: noise moments after each gate moment (from
+    :meth:`_noise_after`), a moment mixing gates and measurements split (the gates and
+    their noise first), readout noise in moments just before the measurement moment (from
+    :meth:`_readout_moments`), nothing after a measurement, noise moments passed through."""
+
+    def noisy_moment(self, moment: cirq.Moment, system_qubits: Sequence[cirq.Qid]) -> cirq.OP_TREE:
+        """The moment followed by its noise moments (readout noise goes before measurements)."""
+        if is_noise_moment(moment):
+            return [moment]
+        measurements = [op for op in moment if cirq.is_measurement(op)]
+        if not measurements:
+            return [moment, *self._noise_after(moment, system_qubits)]
+        gates = [op for op in moment if not cirq.is_measurement(op)]
+        out: list[cirq.Moment] = []
+        if gates:
+            gate_moment = cirq.Moment(gates)
+            out += [gate_moment, *self._noise_after(gate_moment, system_qubits)]
+        measured = sorted({q for op in measurements for q in op.qubits})
+        out += self._readout_moments(measured, system_qubits)
+        out.append(cirq.Moment(measurements))
+        return out
+
+    @abc.abstractmethod
+    def _noise_after(
+        self, moment: cirq.Moment, system_qubits: Sequence[cirq.Qid]
+    ) -> list[cirq.Moment]:
+        """The noise moments that follow a moment of gates."""
+
+    @abc.abstractmethod
+    def _readout_moments(
+        self, measured: Sequence[cirq.Qid], system_qubits: Sequence[cirq.Qid]
+    ) -> list[cirq.Moment]:
+        """The readout-noise moments just before a measurement of ``measured``."""
+
+
+class LretNoiseModel(SplitNoiseModel):
     """A stack of :class:`NoiseComponent` s applied with one placement.
 
     Placements:
@@ -128,25 +165,15 @@ class LretNoiseModel(cirq.NoiseModel):
             pair == (None, None) for table in self._channels for pair in table.values()
         )
 
-    def noisy_moment(self, moment: cirq.Moment, system_qubits: Sequence[cirq.Qid]) -> cirq.OP_TREE:
-        """The moment followed by its noise moments (readout noise goes before measurements)."""
-        if is_noise_moment(moment):
-            return [moment]
-        measurements = [op for op in moment if cirq.is_measurement(op)]
-        if not measurements:
-            return [moment, *self._noise_after(moment, system_qubits)]
-        gates = [op for op in moment if not cirq.is_measurement(op)]
-        out: list[cirq.Moment] = []
-        if gates:
-            gate_moment = cirq.Moment(gates)
-            out += [gate_moment, *self._noise_after(gate_moment, system_qubits)]
-        measured = sorted({q for op in measurements for q in op.qubits})
-        for component in self.components:
-            if component.readout_error > 0:
-                flip = cirq.bit_flip(component.readout_error)
-                out.append(cirq.Moment(flip.on(q).with_tags(NOISE_TAG) for q in measured))
-        out.append(cirq.Moment(measurements))
-        return out
+    def _readout_moments(
+        self, measured: Sequence[cirq.Qid], system_qubits: Sequence[cirq.Qid]
+    ) -> list[cirq.Moment]:
+        """A bit flip on each measured qubit per component with a readout error."""
+        return [
+            cirq.Moment(cirq.bit_flip(c.readout_error).on(q).with_tags(NOISE_TAG) for q in measured)
+            for c in self.components
+            if c.readout_error > 0
+        ]
 
     def _noise_after(
         self, moment: cirq.Moment, system_qubits: Sequence[cirq.Qid]

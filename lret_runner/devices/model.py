@@ -43,7 +43,7 @@ import numpy as np
 
 from lret_runner.devices import Device
 from lret_runner.errors import NoiseError, check_range
-from lret_runner.noise import NOISE_TAG, is_noise_moment, relaxation, thermal_channel
+from lret_runner.noise import NOISE_TAG, SplitNoiseModel, relaxation, thermal_channel
 
 
 @cirq.value_equality(approximate=True)
@@ -131,7 +131,7 @@ def relaxation_fidelity(device: Device, qubits: Sequence[int], duration: float) 
     return (dim * process + 1) / (dim + 1)
 
 
-class DeviceNoiseModel(cirq.NoiseModel):
+class DeviceNoiseModel(SplitNoiseModel):
     """The noise of :class:`~lret_runner.devices.Device` ``device`` (see the module docstring).
 
     ``scale`` multiplies every error rate (gate and readout) and divides T1 and T2 (0:
@@ -356,37 +356,23 @@ class DeviceNoiseModel(cirq.NoiseModel):
 
     # ------------------------------------------------------------ cirq.NoiseModel
 
-    def noisy_moment(self, moment: cirq.Moment, system_qubits: Sequence[cirq.Qid]) -> cirq.OP_TREE:
-        """The moment, its depolarizing moment, its relaxation moment; a measurement moment
-        is split off after the gates and gets the readout moment just before it."""
-        if is_noise_moment(moment):
-            return [moment]
+    def _readout_moments(
+        self, measured: Sequence[cirq.Qid], system_qubits: Sequence[cirq.Qid]
+    ) -> list[cirq.Moment]:
+        """The readout confusion of each measured qubit's device qubit, one moment."""
         mapping = self._mapping(system_qubits)
-        measurements = [op for op in moment if cirq.is_measurement(op)]
-        if not measurements:
-            return [moment, *self._noise_after(moment, system_qubits, mapping)]
-        gates = [op for op in moment if not cirq.is_measurement(op)]
-        out: list[cirq.Moment] = []
-        if gates:
-            gate_moment = cirq.Moment(gates)
-            out += [gate_moment, *self._noise_after(gate_moment, system_qubits, mapping)]
-        measured = sorted({q for op in measurements for q in op.qubits})
-        readout = [
-            (channel, q)
+        ops = [
+            channel.on(q).with_tags(NOISE_TAG)
             for q in measured
             if (channel := self._readout_channel(mapping[q])) is not None
         ]
-        if readout:
-            out.append(cirq.Moment(c.on(q).with_tags(NOISE_TAG) for c, q in readout))
-        out.append(cirq.Moment(measurements))
-        return out
+        return [cirq.Moment(ops)] if ops else []
 
     def _noise_after(
-        self,
-        moment: cirq.Moment,
-        system_qubits: Sequence[cirq.Qid],
-        mapping: dict[cirq.Qid, int],
+        self, moment: cirq.Moment, system_qubits: Sequence[cirq.Qid]
     ) -> list[cirq.Moment]:
+        """The moment's depolarizing moment, then its relaxation moment."""
+        mapping = self._mapping(system_qubits)
         depolarizing: list[cirq.Operation] = []
         busy: dict[cirq.Qid, float] = {}
         for op in moment:

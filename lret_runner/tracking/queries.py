@@ -108,7 +108,6 @@ class RunSummary:
             "status": self.status,
             "backend_used": self.backend_used,
             "n_qubits": self.n_qubits,
-            "depth": self.params.get("circuit.depth"),
             **self.metrics,
             "expectation_values": {
                 k.removeprefix(noisy): v for k, v in self.metrics.items() if k.startswith(noisy)
