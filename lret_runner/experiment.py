@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lret_runner import __version__, metrics
+from lret_runner import accuracy as contract
 from lret_runner.errors import ConfigError, MemoryRefusal, TrackingError, UserError, check_range
 from lret_runner.simulators import (
     CompiledCircuit,
@@ -85,6 +86,8 @@ class RunResult:
     exact_fidelity: float | None = None  # None with ``exact_reference`` saying why
     exact_trace_distance: float | None = None
     exact_reference: str = "not requested"  # how the exact_* figures were obtained, or why not
+    # the accuracy contract: {target (run.accuracy), achieved, kind (bound | statistical), met}
+    accuracy: dict[str, Any] | None = None
     backend_reason: str = ""  # why ``auto`` chose the engine ("requested" otherwise)
     predicted_seconds: dict[str, float] | None = None  # auto's predicted time per engine
     # LRET: switches between its factor and a dense matrix ({moment, to, rank})
@@ -122,6 +125,8 @@ class RunResult:
             {f"{V.IDEAL_EXPVAL_PREFIX}{k}": v for k, v in self.ideal_expectation_values.items()}
         )
         out.update({f"{V.OBJECTIVE_PREFIX}{k}": v for k, v in self.objectives.items()})
+        if self.accuracy is not None:
+            out[V.ACCURACY_MET] = float(self.accuracy["met"])
         return out
 
 
@@ -135,6 +140,7 @@ class Prepared:
     backend_reason: str  # why auto chose the engine ("requested" otherwise)
     predicted_seconds: dict[str, float] | None  # auto's prediction per engine
     depth: int | None
+    accuracy: float = contract.DEFAULT  # run.accuracy
     shots: int = 0
     seed: int | None = None
     compare_to_exact: bool = False
@@ -171,6 +177,7 @@ def prepare(cfg: Any) -> Prepared:
     check_known_keys(cfg)
     check_option_names(cfg)
     run = cfg.run
+    contract.check(run.accuracy)
     check_range("run.exact_max_qubits", run.exact_max_qubits, 1, EXACT_MAX_QUBITS_LIMIT)
     check_range("run.ideal_max_qubits", run.ideal_max_qubits, 0, MAX_QUBITS, integer=True)
     if run.timeout_seconds is not None:
@@ -204,6 +211,7 @@ def prepare(cfg: Any) -> Prepared:
         },
         qubits=sorted(circuit.all_qubits()),
         depth=len(circuit) - int(circuit.are_any_measurements_terminal()),
+        accuracy=run.accuracy,
         shots=run.shots,
         seed=run.seed,
         compare_to_exact=run.compare_to_exact,
@@ -263,6 +271,7 @@ def prepare_circuit(
     simulator_params: Mapping[str, Any] | None = None,
     qubits: Sequence[cirq.Qid] | None = None,
     depth: int | None = None,
+    accuracy: float = contract.DEFAULT,
     shots: int = 0,
     seed: int | None = None,
     compare_to_exact: bool = False,
@@ -279,11 +288,13 @@ def prepare_circuit(
     cfg: Any = None,
 ) -> Prepared:
     """Prepare an already noisy circuit: check what to measure, compile once, pick the engine
-    and check that its state fits in free memory (:class:`MemoryRefusal` otherwise)."""
+    (every engine is given ``accuracy``) and check that its state fits in free memory
+    (:class:`MemoryRefusal` otherwise)."""
+    accuracy = contract.check(accuracy)
     check_range("run.shots", shots, 0, MAX_SHOTS, integer=True)
     if seed is not None:
         check_range("run.seed", seed, 0, integer=True)
-    params = dict(simulator_params or {})
+    params = {**(simulator_params or {}), "accuracy": accuracy}
     order = list(qubits) if qubits is not None else sorted(circuit.all_qubits())
     n = len(order)
     checked = []
@@ -322,6 +333,7 @@ def prepare_circuit(
         backend_reason=reason,
         predicted_seconds=predicted,
         depth=depth,
+        accuracy=accuracy,
         shots=shots,
         seed=seed,
         compare_to_exact=compare_to_exact,
@@ -373,6 +385,7 @@ def simulate(
             warnings=out.warnings,
             memory_used_mb=out.memory_used_mb,
             truncation_error=out.truncation_error,
+            accuracy=contract.Accuracy(p.accuracy, out.truncation_error, contract.BOUND).to_dict(),
             purity=metrics.purity(out.state),
             counts=metrics.sample_counts(probs, p.shots, p.seed) if p.shots > 0 else None,
             probabilities=probs.tolist() if p.save_probabilities else None,
@@ -739,6 +752,8 @@ def _finish(
     if result.status == "FINISHED":
         tags[V.IDEAL_REFERENCE] = result.ideal_reference
         tags[V.EXACT_REFERENCE] = result.exact_reference
+        if result.accuracy is not None:
+            tags[V.ACCURACY] = json.dumps(result.accuracy)
     tracker.set_tags(run_id, tags)
     tracker.end_run(run_id, result.status)
     return result

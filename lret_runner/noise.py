@@ -41,6 +41,7 @@ NOISE_MODELS = (
     "readout",
     "composite",
     "device",
+    "sparse",
 )
 # every noise operation carries this tag, so noise moments (and the noiseless circuit under
 # them: simulators.base.compile_circuit marks their instructions) are identifiable
@@ -84,6 +85,10 @@ class SplitNoiseModel(cirq.NoiseModel):
         out += self._readout_moments(measured, system_qubits)
         out.append(cirq.Moment(measurements))
         return out
+
+    def start(self, circuit: cirq.Circuit) -> None:  # noqa: B027 (a no-op by default)
+        """Called by :func:`add_noise` before the circuit's moments are passed in order: check
+        what the model cannot apply, reset what it draws per circuit."""
 
     @abc.abstractmethod
     def _noise_after(
@@ -192,6 +197,82 @@ class LretNoiseModel(SplitNoiseModel):
         return layers
 
 
+# the channels the sparse model draws from, by name
+SPARSE_CHANNELS: dict[str, Callable[[float], cirq.Gate]] = {
+    "depolarizing": cirq.depolarize,
+    "amplitude_damping": cirq.amplitude_damp,
+    "phase_damping": cirq.phase_damp,
+    "bit_flip": cirq.bit_flip,
+    "phase_flip": cirq.phase_flip,
+}
+
+
+class SparseNoiseModel(SplitNoiseModel):
+    """Noise at a few random locations: each location (``moment``: every qubit after every
+    moment; ``gate``: each qubit a gate touched, after the gate) gets, with probability
+    ``level``, one channel drawn uniformly from ``channels``, of strength ``level`` x U(0, 1).
+
+    A circuit of L locations carries about ``level`` x L channels, each weak: the regime of
+    hardware where errors are rare events, and where a low-rank state stays low-rank. The
+    draws are seeded (``seed``) and restart with every circuit (:meth:`start`), so the same
+    circuit and seed give the same noisy circuit."""
+
+    def __init__(
+        self,
+        level: float,
+        *,
+        channels: Sequence[str] = tuple(SPARSE_CHANNELS)[:3],
+        placement: str = "moment",
+        seed: int = 0,
+    ) -> None:
+        self.name = "sparse"
+        self.level = check_probability("noise.level", level, NoiseError)
+        if not channels:
+            raise NoiseError(
+                f"noise.channels is empty: choose one or more of {', '.join(SPARSE_CHANNELS)}"
+            )
+        self.channels = tuple(
+            check_choice(f"noise.channels[{i}]", c, tuple(SPARSE_CHANNELS), NoiseError)
+            for i, c in enumerate(channels)
+        )
+        self.placement = check_choice("noise.placement", placement, PLACEMENTS, NoiseError)
+        self.seed = check_range("noise.seed", seed, 0, None, NoiseError, integer=True)
+        self._rng = np.random.default_rng(self.seed)
+
+    def __repr__(self) -> str:
+        return (
+            f"SparseNoiseModel(level={self.level:g}, channels={list(self.channels)}, "
+            f"placement={self.placement!r}, seed={self.seed})"
+        )
+
+    @property
+    def is_noiseless(self) -> bool:
+        return self.level == 0
+
+    def start(self, circuit: cirq.Circuit) -> None:
+        self._rng = np.random.default_rng(self.seed)
+
+    def _readout_moments(
+        self, measured: Sequence[cirq.Qid], system_qubits: Sequence[cirq.Qid]
+    ) -> list[cirq.Moment]:
+        return []
+
+    def _noise_after(
+        self, moment: cirq.Moment, system_qubits: Sequence[cirq.Qid]
+    ) -> list[cirq.Moment]:
+        if self.placement == "moment":
+            locations = list(system_qubits)
+        else:
+            locations = sorted({q for op in moment for q in op.qubits})
+        ops = []
+        for q in locations:  # three draws per location, hit or not: a stable sequence
+            hit, kind, strength = self._rng.random(3)
+            if hit < self.level:
+                make = SPARSE_CHANNELS[self.channels[int(kind * len(self.channels))]]
+                ops.append(make(self.level * strength).on(q).with_tags(NOISE_TAG))
+        return [cirq.Moment(ops)] if ops else []
+
+
 def _gate_noise(moment: cirq.Moment, table: dict[int, ChannelPair]) -> list[cirq.Operation]:
     """A component's noise after each gate of ``moment`` (gate placement)."""
     ops: list[cirq.Operation] = []
@@ -212,19 +293,17 @@ def is_noise_moment(moment: cirq.Moment) -> bool:
     return len(moment) > 0 and all(NOISE_TAG in op.tags for op in moment)
 
 
-def add_noise(circuit: cirq.Circuit, model: LretNoiseModel | DeviceNoiseModel) -> cirq.Circuit:
+def add_noise(circuit: cirq.Circuit, model: SplitNoiseModel) -> cirq.Circuit:
     """The noisy circuit: ``circuit.with_noise(model)`` (measurement moments stay last).
 
     Readout noise flips measured bits; on a circuit that measures nothing it would be
     dropped while counts are still sampled from the final state, so it is refused
     (a :class:`NoiseError` naming the readout error and ``circuit.measure``). A device
-    model first checks the whole circuit (``DeviceNoiseModel.check_circuit``): the
+    model first checks the whole circuit (``DeviceNoiseModel.start``): the
     layout, gates on three or more qubits, two-qubit gates on uncoupled device qubits
     and its readout errors are refused here, before anything runs.
     """
-    check = getattr(model, "check_circuit", None)
-    if check is not None:
-        check(circuit)
+    model.start(circuit)
     if not circuit.has_measurements():
         for component in getattr(model, "components", ()):
             if component.readout_error > 0:
@@ -376,12 +455,13 @@ MODEL_KEYS: dict[str, tuple[str, ...]] = {
     "thermal": ("t1", "t2"),
     "readout": ("readout_error",),
     "device": (),  # the device file's calibrations; its keys: device, scale, layout, idle
+    "sparse": ("level",),  # also: channels, seed (its own keys)
 }
 _STRENGTH_KEYS = ("level", "t1", "t2", "readout_error")
 # keys a composite's component may set (placement and gate times belong to the composite)
 _COMPONENT_KEYS = ("name", *_STRENGTH_KEYS)
 # the models a composite may stack
-_COMPONENT_MODELS = tuple(m for m in NOISE_MODELS if m not in ("composite", "device"))
+_COMPONENT_MODELS = tuple(m for m in NOISE_MODELS if m not in ("composite", "device", "sparse"))
 # the keys of the device model (lret_runner.devices), None: unset
 _DEVICE_KEYS = ("device", "scale", "layout", "idle")
 
@@ -404,7 +484,9 @@ def build_noise_model(
     scale: float | None = None,
     layout: Sequence[int] | None = None,
     idle: bool | None = None,
-) -> LretNoiseModel | DeviceNoiseModel:
+    channels: Sequence[str] | None = None,
+    seed: int | None = None,
+) -> LretNoiseModel | DeviceNoiseModel | SparseNoiseModel:
     """The noise model ``name`` (one of :data:`NOISE_MODELS`) with validated parameters.
 
     Each model uses its own strength keys (:data:`MODEL_KEYS`): ``level`` is the
@@ -421,6 +503,9 @@ def build_noise_model(
     :class:`~lret_runner.devices.Device`), ``scale`` (default 1), ``layout`` (default None:
     circuit qubit i on device qubit i) and ``idle`` (default true); it takes no other key,
     and the other models do not take these.
+
+    ``sparse`` (:class:`SparseNoiseModel`) takes ``level``, ``placement``, ``channels`` (the
+    channels it draws from) and ``seed``; only it takes the last two.
     """
     name = check_choice("noise.name", name, NOISE_MODELS, NoiseError)
     given = {"level": level, "t1": t1, "t2": t2, "readout_error": readout_error}
@@ -440,6 +525,22 @@ def build_noise_model(
         if value is not None:
             raise NoiseError(
                 f"noise.{key}={value!r} is invalid: only the device model takes {key}, not {name!r}"
+            )
+    sparse_keys = {"channels": channels, "seed": seed}
+    if name == "sparse":
+        _refuse_unused("noise", name, {k: v for k, v in given.items() if v is not None})
+        if components:
+            raise NoiseError("noise.components is only for the composite model, not 'sparse'")
+        return SparseNoiseModel(
+            0.0 if level is None else level,
+            placement=placement,
+            seed=0 if seed is None else seed,
+            **({} if channels is None else {"channels": list(channels)}),
+        )
+    for key, value in sparse_keys.items():
+        if value is not None:
+            raise NoiseError(
+                f"noise.{key}={value!r} is invalid: only the sparse model takes {key}, not {name!r}"
             )
     if name == "composite":
         if not components:

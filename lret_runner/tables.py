@@ -177,6 +177,15 @@ def _noise_text(params: Mapping[str, Any]) -> str:
         text = f"composite ({' + '.join(parts)})"
     elif name == "device":
         text = f"device {params.get('noise.device')}, scale {params.get('noise.scale'):g}"
+    elif name == "sparse":
+        p, kinds = params.get("noise.level"), "/".join(params.get("noise.channels") or [])
+        at = "each qubit a gate touched, after the gate"
+        if params.get("noise.placement") == "moment":
+            at = "each qubit after every moment"
+        return (
+            f"sparse: with probability {p:g}, one {kinds} channel of strength <= {p:g} on "
+            f"{at} (seed {params.get('noise.seed')})"
+        )
     elif params.get("noise.level") is not None:
         text = f"{name}, p={params['noise.level']:g}"
         if name == "depolarizing":
@@ -249,9 +258,15 @@ def metrics_table(result: Mapping[str, Any], params: Mapping[str, Any] | None = 
     table = Table(show_header=False)
     table.add_column("Metric", style="bold")
     table.add_column("Value")
+    accuracy = accuracy_line(result)
+    missed = accuracy is not None and not result["accuracy"]["met"]
+    if missed:  # a run that did not meet its accuracy says so first
+        table.add_row(Text("accuracy", style="bold red"), Text(accuracy, style="bold red"))
     if result.get("run_id"):
         table.add_row("run id", Text(str(result["run_id"])))
     table.add_row("status", Text(str(result.get("status", "n/a"))))
+    if accuracy is not None and not missed:
+        table.add_row("accuracy", Text(accuracy))
     for label, value in describe(params or {}, result):
         table.add_row(label, Text(value))
     for (title, reference), section in summary_sections(result):
@@ -260,6 +275,16 @@ def metrics_table(result: Mapping[str, Any], params: Mapping[str, Any] | None = 
         for label, value in section:
             table.add_row(Text(label), Text(value))
     return table
+
+
+def accuracy_line(result: Mapping[str, Any]) -> str | None:
+    """The accuracy contract's outcome in plain words (None for a run without one)."""
+    from lret_runner import accuracy
+
+    record = result.get("accuracy")
+    if not record:
+        return None
+    return accuracy.Accuracy(record["target"], record["achieved"], record["kind"]).sentence()
 
 
 def varying_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -31,7 +31,7 @@ def simulate(circuit: cirq.Circuit, **options):
     return simulate_prepared(prepare_circuit(circuit, **options))
 
 
-# lret's default rank_threshold (1e-4) truncates; this makes it exact
+# lret's default spends run.accuracy on truncations; this makes it exact
 EXACT_LRET = {"rank_threshold": 0.0}
 
 

@@ -376,3 +376,82 @@ def test_depolarizing_level_is_qiskit_depolarizing_error(p: float) -> None:
         ours = SuperOp(Kraus([np.asarray(k) for k in cirq.kraus(op)]))
         # a depolarizing channel is symmetric under qubit exchange: endianness does not matter
         assert np.abs(ours.data - SuperOp(aer.to_quantumchannel()).data).max() < 1e-14
+
+
+# --------------------------------------------------------------------------- sparse
+
+
+def _sparse_ops(circuit: cirq.Circuit) -> list[cirq.Operation]:
+    return [op for op in circuit.all_operations() if NOISE_TAG in op.tags]
+
+
+@pytest.mark.parametrize("placement", ["moment", "gate"])
+def test_sparse_noise_hits_about_level_of_the_locations(placement: str) -> None:
+    from lret_runner.circuits import random_circuit
+
+    level = 0.1
+    circuit = random_circuit(n_qubits=10, depth=200, seed=1)
+    noisy = add_noise(circuit, build_noise_model("sparse", level=level, placement=placement))
+    if placement == "moment":
+        locations = 10 * len(circuit)
+    else:
+        locations = sum(len(op.qubits) for op in circuit.all_operations())
+    hits = _sparse_ops(noisy)
+    # binomial(locations, level): within 5 standard deviations (false alarm ~6e-7)
+    sigma = (locations * level * (1 - level)) ** 0.5
+    assert abs(len(hits) - locations * level) < 5 * sigma
+    kinds = {type(op.gate) for op in hits}
+    assert kinds == {
+        cirq.DepolarizingChannel,
+        cirq.AmplitudeDampingChannel,
+        cirq.PhaseDampingChannel,
+    }
+    strengths = [op.gate for op in hits]
+    assert all(0 < _strength(g) <= level for g in strengths)
+    if placement == "gate":  # only qubits a gate touched in the moment before
+        for index, moment in enumerate(noisy):
+            if moment and all(NOISE_TAG in op.tags for op in moment):
+                touched = {q for op in noisy[index - 1] for q in op.qubits}
+                assert {q for op in moment for q in op.qubits} <= touched
+
+
+def _strength(gate: cirq.Gate) -> float:
+    for attr in ("p", "gamma"):
+        if hasattr(gate, attr):
+            return float(getattr(gate, attr))
+    raise AssertionError(gate)
+
+
+def test_sparse_noise_is_seeded_and_restarts_with_every_circuit() -> None:
+    from lret_runner.circuits import random_circuit
+
+    circuit = random_circuit(n_qubits=6, depth=30, seed=1)
+    model = build_noise_model("sparse", level=0.2, seed=5)
+    first = add_noise(circuit, model)
+    assert add_noise(circuit, model) == first  # the same model again: the same noise
+    assert add_noise(circuit, build_noise_model("sparse", level=0.2, seed=5)) == first
+    assert add_noise(circuit, build_noise_model("sparse", level=0.2, seed=6)) != first
+    only = build_noise_model("sparse", level=0.5, channels=["bit_flip"])
+    assert {type(op.gate) for op in _sparse_ops(add_noise(circuit, only))} == {cirq.BitFlipChannel}
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(channels=["depolarising"]), r"noise.channels\[0\]='depolarising' is invalid"),
+        (dict(channels=[]), r"noise.channels is empty"),
+        (dict(seed=-1), r"noise.seed=-1"),
+        (dict(level=1.5), r"noise.level=1.5"),
+        (dict(t1=1e-6), r"noise.t1=1e-06 is invalid: the sparse model does not use t1"),
+    ],
+)
+def test_sparse_noise_refuses_bad_keys(kwargs: dict, message: str) -> None:
+    with pytest.raises(NoiseError, match=message):
+        build_noise_model("sparse", **{"level": 0.01, **kwargs})
+
+
+@pytest.mark.parametrize("key", ["seed", "channels"])
+def test_only_the_sparse_model_takes_its_keys(key: str) -> None:
+    value = 1 if key == "seed" else ["bit_flip"]
+    with pytest.raises(NoiseError, match=f"noise.{key}=.*only the sparse model takes {key}"):
+        build_noise_model("depolarizing", level=0.01, **{key: value})

@@ -56,6 +56,7 @@ NOISE_KWARGS: dict[str, dict] = {
     "phase_flip": dict(level=0.05),
     "thermal": dict(t1=2e-6, t2=3e-6),
     "readout": dict(readout_error=0.05),
+    "sparse": dict(level=0.3, seed=2),
     "composite": dict(
         level=0.02,
         t1=2e-6,
@@ -662,10 +663,10 @@ def test_lret_max_memory_gb_refuses_before_allocating() -> None:
         LretSimulator(max_memory_gb=0)
 
 
-def test_lret_target_error_spends_the_budget() -> None:
+def test_lret_spends_the_accuracy_as_a_budget() -> None:
     circuit, exact, _ = truncation_case(8)
     target = 0.02
-    out = LretSimulator(target_error=target, representation="factor").run(circuit)
+    out = LretSimulator(accuracy=target, representation="factor").run(circuit)
     assert 0 < out.truncation_error <= target
     assert metrics.trace_distance(out.state, exact) <= out.truncation_error + 1e-9
     assert out.warnings == []
@@ -673,15 +674,17 @@ def test_lret_target_error_spends_the_budget() -> None:
     # somewhere (the budget is spread evenly, not spent first)
     fixed = LretSimulator(rank_threshold=target / 10, representation="factor").run(circuit)
     assert fixed.truncation_error > target  # no total bound without a target
+    # ... and says so before the run, from the cost model's predicted discarded weight
+    assert any("predicted to discard" in w for w in fixed.warnings)
 
 
-def test_lret_target_error_reports_a_budget_it_cannot_meet(
+def test_lret_reports_an_accuracy_it_cannot_meet(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     circuit, _, _ = truncation_case(8)
     free = 2**8 * 16 * lret_module.WORKING_FACTOR * 3
     monkeypatch.setattr(sim_base, "available_bytes", lambda: float(free))
-    out = LretSimulator(target_error=1e-6, representation="factor").run(circuit)
+    out = LretSimulator(accuracy=1e-6, representation="factor").run(circuit)
     assert out.truncation_error > 1e-6
     assert any("predicted to need rank" in w for w in out.warnings)  # before the run
     assert any("was not met" in w for w in out.warnings)  # after it
@@ -742,9 +745,9 @@ def test_the_dense_side_truncates_as_the_gram_side(
         assert dense.rank_history == gram.rank_history
 
 
-def test_lret_target_error_warns_before_a_run_predicted_past_its_time_limit() -> None:
+def test_lret_warns_before_a_run_predicted_past_its_time_limit() -> None:
     circuit, _, _ = truncation_case(6)
-    out = LretSimulator(target_error=1e-3, time_limit_seconds=1e-6).run(circuit)
+    out = LretSimulator(time_limit_seconds=1e-6).run(circuit)
     assert any("more than the run's time limit (1e-06 s)" in w for w in out.warnings)
-    quiet = LretSimulator(target_error=1e-3, time_limit_seconds=3600).run(circuit)
+    quiet = LretSimulator(time_limit_seconds=3600).run(circuit)
     assert not any("time limit" in w for w in quiet.warnings)

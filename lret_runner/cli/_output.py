@@ -200,8 +200,15 @@ RUN_COLUMNS = (
     "F noiseless",  # fidelity to the noiseless circuit's state
     "F exact",  # fidelity to the exact state of the same noisy circuit (the engine's accuracy)
     "final rank",
+    "accuracy",  # whether the run met run.accuracy
     "started",
 )
+
+
+def _met(accuracy: dict[str, Any] | None) -> str | None:
+    if accuracy is None:
+        return None
+    return "met" if accuracy["met"] else "NOT MET"
 
 
 def runs_table(runs: Sequence[RunSummary], title: str | None = None) -> Any:
@@ -225,6 +232,7 @@ def runs_table(runs: Sequence[RunSummary], title: str | None = None) -> Any:
                         r.metrics.get("ideal_fidelity"),
                         r.metrics.get("exact_fidelity"),
                         None if rank is None else int(rank),
+                        _met(r.accuracy),
                         when(r.started),
                     ),
                     strict=True,

@@ -12,6 +12,8 @@ from typing import Any
 
 from omegaconf import MISSING
 
+from lret_runner import accuracy
+
 
 # ---------------------------------------------------------------- circuit/
 # the keys of each option are exactly its builder's parameters (lret_runner.circuits)
@@ -208,11 +210,29 @@ class DeviceNoiseConfig:
     idle: bool = True  # qubits idle in a moment relax (T1/T2) for its longest gate's duration
 
 
+@dataclass
+class SparseNoiseConfig:
+    """Noise at a few random locations (lret_runner.noise.SparseNoiseModel): each location
+    gets, with probability level, one channel drawn from channels of strength level x U(0,1)."""
+
+    name: str = "sparse"
+    level: float = 0.01  # the probability of a location's channel, and its largest strength
+    # moment: every qubit after every moment; gate: each qubit a gate touched, after it
+    placement: str = "moment"
+    # drawn uniformly: depolarizing amplitude_damping phase_damping bit_flip phase_flip
+    channels: list[str] = field(
+        default_factory=lambda: ["depolarizing", "amplitude_damping", "phase_damping"]
+    )
+    seed: int = 0  # where the channels fall and which they are
+
+
 # ---------------------------------------------------------------- simulator/
 @dataclass
 class LretSimulatorConfig:
     name: str = "lret"
-    rank_threshold: float = 1e-4  # trace weight one truncation may discard (0 = exact)
+    # trace weight one truncation may discard (0 = exact); null: spend run.accuracy over the
+    # run as a budget, so that truncation_error <= run.accuracy
+    rank_threshold: float | None = None
     max_rank: int | None = None  # cap on the rank after a truncation (null: none)
     truncation: str = "channel"  # truncate after every channel, every moment, or at rank_bound
     rank_bound: int = 64  # the rank that triggers truncation when truncation=rank
@@ -220,8 +240,6 @@ class LretSimulatorConfig:
     representation: str = "adaptive"
     # memory the run may use (null: 80% of the memory free at its start); caps the rank
     max_memory_gb: float | None = None
-    # total truncation error to spend over the run (null: rank_threshold per truncation)
-    target_error: float | None = None
 
 
 @dataclass
@@ -422,6 +440,10 @@ class NoTrackingConfig:
 # ---------------------------------------------------------------- top level
 @dataclass
 class RunConfig:
+    # the accuracy every run must meet: the largest trace distance to the exact noisy state
+    # (a proven bound: lret spends it over its truncations, fdm and cirq are exact), or for
+    # simulator=trajectories the largest standard error of each reported figure
+    accuracy: float = accuracy.DEFAULT
     shots: int = 1024  # samples drawn from the final diagonal (0: no counts)
     seed: int = 0  # sampling seed
     # the engine's accuracy: exact_fidelity and exact_trace_distance against fdm's exact
@@ -542,6 +564,7 @@ OPTIONS: dict[str, dict[str, type]] = {
         "readout": ReadoutNoiseConfig,
         "composite": CompositeNoiseConfig,
         "device": DeviceNoiseConfig,
+        "sparse": SparseNoiseConfig,
     },
     "simulator": {
         "lret": LretSimulatorConfig,

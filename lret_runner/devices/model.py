@@ -250,7 +250,7 @@ class DeviceNoiseModel(SplitNoiseModel):
         self._mappings[key] = mapping
         return mapping
 
-    def check_circuit(self, circuit: cirq.Circuit) -> None:
+    def start(self, circuit: cirq.Circuit) -> None:
         """Refuse, before anything runs, what the device cannot run: a layout that does not
         fit the circuit, a gate on three or more qubits, a two-qubit gate on device qubits
         the device does not couple, and readout errors on a circuit that measures nothing."""

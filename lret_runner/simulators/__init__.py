@@ -53,13 +53,18 @@ class Choice:
 
 def choose_engine(prog: CompiledCircuit, **lret_params: Any) -> Choice:
     """``auto``: the engine predicted to be faster on ``prog`` (:func:`costs.predict`, with the
-    lret keys ``auto`` carries) among those whose state fits in free memory; fdm on a tie."""
+    lret keys and ``accuracy`` ``auto`` carries) among those whose state fits in free memory
+    and that are predicted to meet ``accuracy``; fdm on a tie.
+
+    fdm is exact. lret spends ``accuracy`` over its truncations, which meets it unless the
+    rank it needs exceeds its memory budget; with ``rank_threshold`` set it meets it when
+    the predicted discarded weight is within ``accuracy``."""
     lret = make_engine("lret", **lret_params)
     assert isinstance(lret, LretSimulator)
     fits = dense_bytes(prog.n_qubits, prog.dtype, FDM_WORKING_FACTOR) <= available_bytes()
     pred = costs.predict(
         prog,
-        rank_threshold=lret.rank_threshold,
+        rank_threshold=lret.step_threshold(prog),
         max_rank=lret.max_rank,
         dense_allowed=fits and lret.representation == "adaptive",
         final_rank_qubits=RANK_MAX_QUBITS,
@@ -72,10 +77,18 @@ def choose_engine(prog: CompiledCircuit, **lret_params: Any) -> Choice:
         reason = f"n={prog.n_qubits}: a dense density matrix does not fit in free memory"
         return Choice("lret", reason, predicted)
     predicted["fdm"] = pred.fdm_seconds
+    asked = f"run.accuracy={lret.accuracy:g}"
+    if lret.rank_threshold is not None and pred.lret_error > lret.accuracy:
+        reason = (
+            f"lret at simulator.rank_threshold={lret.rank_threshold:g} is predicted to discard "
+            f"{pred.lret_error:.2g} of the state, more than {asked}: fdm is exact (predicted "
+            f"fdm {pred.fdm_seconds:.3g} s, lret {pred.lret_seconds:.3g} s)"
+        )
+        return Choice("fdm", reason, predicted)
     engine = "fdm" if pred.fdm_seconds <= pred.lret_seconds else "lret"
     reason = (
-        f"predicted fdm {pred.fdm_seconds:.3g} s, lret {pred.lret_seconds:.3g} s ({rank}): "
-        f"{engine} is faster"
+        f"predicted at {asked}: fdm {pred.fdm_seconds:.3g} s, lret {pred.lret_seconds:.3g} s "
+        f"({rank}): {engine} is faster"
     )
     return Choice(engine, reason, predicted)
 

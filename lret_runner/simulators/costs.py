@@ -120,6 +120,7 @@ class Prediction:
     lret_seconds: float
     lret_rank: int  # the largest rank the factor is predicted to reach
     lret_dense_from: int | None  # the moment LRET is predicted to continue dense from
+    lret_error: float  # the truncation error LRET is predicted to accumulate
 
 
 def predict(
@@ -137,7 +138,7 @@ def predict(
     dense = dense_moment_seconds(prog)
     final = eig_seconds(dim) if prog.n_qubits <= final_rank_qubits else 0.0
     weights = np.ones(1)
-    lret, top = 0.0, 1
+    lret, top, error = 0.0, 1, 0.0
     segments: set[tuple[int, ...]] = set()  # channel targets not touched by a gate since
     for index, moment in enumerate(prog.moments):
         for ins in moment:
@@ -150,7 +151,7 @@ def predict(
                 continue
             if dense_allowed and dense_cheaper(dim, rank, ins):
                 lret += to_dense_seconds(dim, rank) + sum(dense[index:]) + final
-                return Prediction(sum(dense) + final, lret, top, index)
+                return Prediction(sum(dense) + final, lret, top, index, error)
             lret += factor_channel_seconds(dim, rank, len(ins.kraus), d)
             top = max(top, rank * len(ins.kraus))
             if ins.targets in segments:
@@ -158,19 +159,21 @@ def predict(
                 # lie in the directions the earlier one opened: the rank does not grow
                 continue
             segments.add(ins.targets)
-            weights = _truncate(
+            weights, dropped = _truncate(
                 np.outer(weights, channel_probabilities(ins)).ravel(),
                 rank_threshold,
                 min(max_rank or dim, dim, _MODEL_MAX_WEIGHTS),
             )
-    return Prediction(sum(dense) + final, lret, top, None)
+            error += dropped
+    return Prediction(sum(dense) + final, lret, top, None, error)
 
 
-def _truncate(weights: np.ndarray, threshold: float, cap: int) -> np.ndarray:
-    """The weights LRET's truncation keeps (see ``LretSimulator._keep``), renormalised."""
+def _truncate(weights: np.ndarray, threshold: float, cap: int) -> tuple[np.ndarray, float]:
+    """The weights LRET's truncation keeps (see ``LretSimulator._keep``), renormalised, and
+    the relative weight it drops."""
     w = np.sort(weights)
     total = w.sum()
     drop = int(np.searchsorted(np.cumsum(w) / total, threshold, side="right"))
     drop = max(drop, len(w) - cap, int((w <= 1e-14 * w[-1]).sum()))
     kept = w[min(drop, len(w) - 1) :]
-    return kept / kept.sum()
+    return kept / kept.sum(), float(1 - kept.sum() / total)

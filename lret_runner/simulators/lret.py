@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
+from lret_runner import accuracy as contract
 from lret_runner.errors import MemoryRefusal, check_choice, check_range
 from lret_runner.metrics import Dense, LowRank, State, apply_local
 from lret_runner.metrics import rank as rank_of
@@ -118,7 +119,8 @@ class LretSimulator(Engine):
     """Low-rank density-matrix engine.
 
     Args:
-        rank_threshold: trace weight one truncation may discard (0 = exact).
+        rank_threshold: trace weight one truncation may discard (0 = exact); None (the
+            default) spends ``accuracy`` over the run instead (see :class:`_Budget`).
         max_rank: keep at most this many directions after a truncation (None = no cap).
         truncation: when to truncate: after every ``channel``, after every ``moment``,
             or when the ``rank`` exceeds ``rank_bound``. Whatever the schedule, a rank
@@ -129,10 +131,11 @@ class LretSimulator(Engine):
             truncation brings the rank back down; ``factor`` always keeps the factor.
         max_memory_gb: the memory the run may use (None: ``MEMORY_FRACTION`` of free memory);
             truncations keep at most the rank that fits.
-        target_error: a total truncation error to spend over the run (replaces
-            ``rank_threshold``; see :class:`_Budget`).
+        accuracy: the largest trace distance to the exact state the run accepts
+            (``run.accuracy``): without ``rank_threshold``, the truncations spend it as a
+            budget, so ``truncation_error <= accuracy`` unless the memory cap binds.
         time_limit_seconds: the run's time limit (``run.timeout_seconds``), to warn before
-            the run when ``target_error`` is predicted to take longer.
+            the run when meeting ``accuracy`` is predicted to take longer.
         dtype: ``complex128`` (default) or ``complex64``.
     """
 
@@ -141,19 +144,27 @@ class LretSimulator(Engine):
     def __init__(
         self,
         *,
-        rank_threshold: float = 1e-4,
+        rank_threshold: float | None = None,
         max_rank: int | None = None,
         truncation: str = "channel",
         rank_bound: int = 64,
         representation: str = "adaptive",
         max_memory_gb: float | None = None,
-        target_error: float | None = None,
+        accuracy: float = contract.DEFAULT,
         time_limit_seconds: float | None = None,
         dtype: str = "complex128",
     ) -> None:
-        self.rank_threshold = float(
-            check_range("simulator.rank_threshold", rank_threshold, 0, 1, open_high=True)
-        )
+        self.accuracy = contract.check(accuracy)
+        if rank_threshold is not None:
+            check_range(
+                "simulator.rank_threshold",
+                rank_threshold,
+                0,
+                1,
+                open_high=True,
+                what="must be null or",
+            )
+        self.rank_threshold = rank_threshold
         if max_rank is not None:
             check_range("simulator.max_rank", max_rank, 1, integer=True, what="must be null or")
         self.max_rank = max_rank
@@ -167,20 +178,15 @@ class LretSimulator(Engine):
                 "simulator.max_memory_gb", max_memory_gb, 0, open_low=True, what="must be null or"
             )
         self.max_memory_gb = max_memory_gb
-        if target_error is not None:
-            check_range(
-                "simulator.target_error",
-                target_error,
-                0,
-                1,
-                open_low=True,
-                open_high=True,
-                what="must be null or",
-            )
-        self.target_error = target_error
         self.time_limit_seconds = time_limit_seconds
         self.dtype = check_dtype(dtype)
-        self._budget = _Budget(self.rank_threshold, None)
+        self._budget = _Budget(rank_threshold or 0.0, None)
+
+    @property
+    def target_error(self) -> float | None:
+        """The truncation error the run spends as a budget (``accuracy``), or None when
+        ``rank_threshold`` sets each truncation's threshold instead."""
+        return self.accuracy if self.rank_threshold is None else None
 
     def memory_budget(self) -> float:
         """Bytes the run may use: ``max_memory_gb``, or ``MEMORY_FRACTION`` of free memory;
@@ -212,35 +218,54 @@ class LretSimulator(Engine):
             )
 
     def _start(self, prog: CompiledCircuit) -> _Budget:
-        """The run's truncation budget: the rank cap the memory budget allows, and (with
-        ``target_error``) a warning, before anything runs, when the predicted rank exceeds it."""
+        """The run's truncation budget (the rank cap the memory budget allows), and a warning,
+        before anything runs, when ``accuracy`` is predicted to be missed: a rank the memory
+        budget does not allow, a ``rank_threshold`` that drops more than ``accuracy`` in all,
+        or more time than the run's limit."""
         dim = 2**prog.n_qubits
         budget = self.memory_budget()
         cap = max(int(budget // (dim * np.dtype(self.dtype).itemsize * WORKING_FACTOR)), 1)
         channels = [sum(ins.is_channel for ins in moment) for moment in prog.moments]
-        plan = _Budget(self.rank_threshold, cap, self.target_error, channels, budget)
-        if self.target_error is not None:
-            dense = self.representation == "adaptive" and (
-                dense_bytes(prog.n_qubits, self.dtype, DENSE_WORKING_FACTOR) <= budget
+        plan = _Budget(self.rank_threshold or 0.0, cap, self.target_error, channels, budget)
+        if not sum(channels):
+            return plan
+        dense = self.representation == "adaptive" and (
+            dense_bytes(prog.n_qubits, self.dtype, DENSE_WORKING_FACTOR) <= budget
+        )
+        pred = costs.predict(
+            prog,
+            rank_threshold=self.step_threshold(prog),
+            max_rank=self.max_rank,
+            dense_allowed=dense,
+        )
+        asked = f"run.accuracy={self.accuracy:g}"
+        if pred.lret_dense_from is None and pred.lret_rank > cap:
+            plan.warn(
+                f"{asked} is predicted to need rank {pred.lret_rank}, but the memory budget "
+                f"({_gib(budget)} GiB) allows rank {cap}: the truncation error will likely "
+                "exceed it"
             )
-            total = max(sum(channels), 1)
-            pred = costs.predict(
-                prog, rank_threshold=self.target_error / total, dense_allowed=dense
+        if self.rank_threshold is not None and pred.lret_error > self.accuracy:
+            plan.warn(
+                f"simulator.rank_threshold={self.rank_threshold:g} is predicted to discard "
+                f"about {pred.lret_error:.2g} of the state in all, more than {asked}: remove "
+                "simulator.rank_threshold to meet run.accuracy"
             )
-            if pred.lret_dense_from is None and pred.lret_rank > cap:
-                plan.warn(
-                    f"simulator.target_error={self.target_error:g} is predicted to need rank "
-                    f"{pred.lret_rank}, but the memory budget ({_gib(budget)} GiB) allows "
-                    f"rank {cap}: the error will likely exceed the target"
-                )
-            limit = self.time_limit_seconds
-            if limit is not None and pred.lret_seconds > limit:
-                plan.warn(
-                    f"simulator.target_error={self.target_error:g} is predicted to take "
-                    f"{pred.lret_seconds:.3g} s on one core, more than the run's time limit "
-                    f"({limit:g} s): loosen the target or raise run.timeout_seconds"
-                )
+        limit = self.time_limit_seconds
+        if limit is not None and pred.lret_seconds > limit:
+            plan.warn(
+                f"{asked} is predicted to take {pred.lret_seconds:.3g} s on one core, more "
+                f"than the run's time limit ({limit:g} s): loosen run.accuracy or raise "
+                "run.timeout_seconds"
+            )
         return plan
+
+    def step_threshold(self, prog: CompiledCircuit) -> float:
+        """The weight one truncation may discard: ``rank_threshold``, or ``accuracy`` shared
+        equally among the run's channels (what the budget starts with)."""
+        if self.rank_threshold is not None:
+            return self.rank_threshold
+        return self.accuracy / max(sum(ins.is_channel for m in prog.moments for ins in m), 1)
 
     def _ensure(self, nbytes: float, n: int, rank: int) -> None:
         """Refuse an allocation of ``nbytes`` that does not fit in free memory (checked
@@ -535,9 +560,9 @@ class _Budget:
                 f"{self.capped_at[0]}; the weight they discarded is in truncation_error"
             )
         if self.target is not None and error > self.target:
+            why = " because the memory budget capped the rank" if self.capped_at else ""
             self.warn(
-                f"simulator.target_error={self.target:g} was not met: truncation_error "
-                f"is {error:.3g} (the memory budget capped the rank)"
+                f"run.accuracy={self.target:g} was not met: truncation_error is {error:.3g}{why}"
             )
         return self.warnings
 

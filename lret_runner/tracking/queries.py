@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
@@ -70,6 +71,15 @@ class RunSummary:
     def backend_used(self) -> str | None:
         return self.tags.get(V.BACKEND_USED)
 
+    @property
+    def accuracy(self) -> dict[str, Any] | None:
+        """The accuracy contract's outcome (None for a run recorded without one)."""
+        try:
+            record = json.loads(self.tags[V.ACCURACY])
+        except (KeyError, ValueError):
+            return None
+        return record if isinstance(record, dict) and "met" in record else None
+
     def row(self) -> dict[str, Any]:
         """A flat row for tables, CSVs and sweep plots: ids, status, params, metrics, error."""
         return {
@@ -91,6 +101,7 @@ class RunSummary:
             "circuit": self.circuit,
             "n_qubits": self.n_qubits,
             "backend_used": self.backend_used,
+            "accuracy": self.accuracy,
             **{key: self.metrics.get(key) for key in V.LISTED_METRICS},
             "started": self.started,
             "batch": self.batch,
@@ -115,6 +126,7 @@ class RunSummary:
             "ideal_expectation_values": {
                 k.removeprefix(ideal): v for k, v in self.metrics.items() if k.startswith(ideal)
             },
+            "accuracy": self.accuracy,
             "ideal_reference": self.tags.get(V.IDEAL_REFERENCE, "not recorded"),
             "exact_reference": self.tags.get(V.EXACT_REFERENCE, "not recorded"),
         }

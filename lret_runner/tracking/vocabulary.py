@@ -19,6 +19,10 @@ JOB_NUM = "job_num"  # the job's number in its sweep
 # how the figures against the noiseless circuit and the exact state were obtained, or why not
 IDEAL_REFERENCE = "ideal_reference"
 EXACT_REFERENCE = "exact_reference"
+# the accuracy contract's outcome as JSON ({target, achieved, kind, met}, lret_runner.accuracy),
+# and as a metric (1 met, 0 not) for searches such as "metrics.accuracy_met = 0"
+ACCURACY = "lret.accuracy"
+ACCURACY_MET = "accuracy_met"
 LINEAGE_PARENT = "lret.lineage.parent"  # the run this run was derived from (lineage.parent)
 # the process that runs it: a RUNNING run whose process is gone was killed (SIGKILL, a crash)
 OWNER_HOST = "lret.owner.host"
