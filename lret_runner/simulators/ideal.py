@@ -3,8 +3,8 @@
 Every instruction a noise model added is marked (``Instruction.noise``, from the tag noise
 models put on their operations); dropping them leaves the circuit as written. When what is
 left is unitary, its final state is a state vector of 2^n amplitudes (16 MiB at n = 20),
-from which the run's figures against the noiseless circuit are computed. Gates are applied
-one by one with the same kernel as LRET's rank-one factor.
+from which the run's figures against the noiseless circuit are computed. Gates are fused
+into blocks and applied as LRET applies them to its factor.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import numpy as np
 
 from lret_runner.errors import MemoryRefusal
 from lret_runner.simulators.base import CompiledCircuit, ProgressCallback, available_bytes
+from lret_runner.simulators.fusion import GateFuser, apply_block
 from lret_runner.simulators.lret import apply_blocked
 
-# the vector, the kernel's output and tensordot's transposed operand
+# the vector, a block's output (or the spare vector) and tensordot's transposed operand
 WORKING_FACTOR = 3.0
 
 
@@ -50,39 +51,23 @@ def check_memory(n_qubits: int, dtype: type) -> None:
 
 def state_vector(prog: CompiledCircuit, progress: ProgressCallback | None = None) -> np.ndarray:
     """The final state vector of a unitary program (:func:`noiseless_program`), qubit 0 the
-    most significant bit of an index, as every engine orders it."""
+    most significant bit of an index, as every engine orders it.
+
+    Gates are fused into blocks (:mod:`~lret_runner.simulators.fusion`): every pass over the
+    2^n amplitudes costs the same, so fewer passes is faster."""
     n = prog.n_qubits
     check_memory(n, prog.dtype)
     psi = np.zeros((2,) * n + (1,), dtype=prog.dtype)
     psi[(0,) * (n + 1)] = 1.0
-    # a one-qubit gate waits on its qubit and is merged into the next gate there: every
-    # pass over the 2^n amplitudes costs the same, so fewer passes is faster (2.5-2.9x on
-    # layered and random circuits at n = 16-20)
-    pending: dict[int, np.ndarray] = {}
+    gates, spare = GateFuser(), None
     for done, moment in enumerate(prog.moments, start=1):
         for ins in moment:
             if ins.is_channel:
                 raise ValueError("state_vector needs a unitary program (see noiseless_program)")
-            matrix = ins.kraus[0]
-            if len(ins.targets) == 1:
-                (q,) = ins.targets
-                pending[q] = matrix @ pending[q] if q in pending else matrix
-                continue
-            for j, q in enumerate(ins.targets):
-                if q in pending:
-                    matrix = matrix @ _on(pending.pop(q), j, len(ins.targets))
-            psi = apply_blocked(psi, matrix, ins.targets)
+            for block in gates.add(ins.targets, ins.kraus[0]):
+                psi, spare = apply_block(psi, block, spare, apply_blocked)
         if progress is not None:
             progress(done, len(prog.moments))
-    for q, matrix in pending.items():
-        psi = apply_blocked(psi, matrix, (q,))
-    return psi.reshape(2**n)
-
-
-def _on(matrix: np.ndarray, position: int, k: int) -> np.ndarray:
-    """A one-qubit ``matrix`` as a 2^k x 2^k operator on target ``position`` of k (the
-    first target the most significant bit, as an instruction's matrix)."""
-    out = np.eye(1, dtype=matrix.dtype)
-    for j in range(k):
-        out = np.kron(out, matrix if j == position else np.eye(2, dtype=matrix.dtype))
-    return out
+    for block in gates.release():
+        psi, spare = apply_block(psi, block, spare, apply_blocked)
+    return np.ascontiguousarray(psi).reshape(2**n)

@@ -1,7 +1,10 @@
 """LRET: low-rank density-matrix simulation, rho = L L^dagger with L of shape 2^n x r.
 
-- A gate U on qubits Q multiplies L by U on Q (a tensordot on those axes; the rank
-  is unchanged and no 2^n x 2^n matrix is ever built).
+- A gate U on qubits Q multiplies L by U on Q (the rank is unchanged and no 2^n x 2^n
+  matrix is ever built). Gates are fused into blocks on at most two qubits that wait until
+  a channel on their qubits, the switch to dense or the end (:mod:`.fusion`): a diagonal
+  block multiplies L in place, a permutation with phases moves slices of L, any other is
+  a tensordot on its axes.
 - A channel with Kraus operators K_1..K_k replaces L by [K_1 L | ... | K_k L].
 - Truncation eigendecomposes the r x r Gram matrix L^dagger L = V diag(w) V^dagger and
   keeps the dominant directions, L <- L V_kept. It discards the smallest eigenvalues
@@ -67,6 +70,7 @@ from lret_runner.simulators.base import (
     dense_bytes,
 )
 from lret_runner.simulators.dense import RANK_MAX_QUBITS, Fuser
+from lret_runner.simulators.fusion import Block, GateFuser, apply_block
 
 log = logging.getLogger(__name__)
 
@@ -294,6 +298,9 @@ class LretSimulator(Engine):
         dense_history: list[bool] = []
         switches: list[dict[str, Any]] = []
         dense: Fuser | None = None  # the state while it is held dense
+        # gates wait in blocks (simulators/fusion.py) until a channel on their qubits, the
+        # switch to dense or the end; applying one may need a spare factor
+        gates, spare = GateFuser(), None
         channel: Instruction | None = None  # the last channel (the cost of the next one)
         for done, moment in enumerate(prog.moments, start=1):
             plan.moment = done - 1
@@ -303,7 +310,9 @@ class LretSimulator(Engine):
                     plan.before_channel(error)
                 if dense is None and ins.is_channel and self._goes_dense(factor, ins):
                     switches.append({"moment": done - 1, "to": "dense", "rank": factor.shape[-1]})
+                    factor, spare = self._apply(factor, gates.release(), spare)
                     dense = Fuser(_to_dense(factor), n)
+                    spare = None
                     peak_bytes = max(peak_bytes, dense_bytes(n, self.dtype, DENSE_WORKING_FACTOR))
                     spent, wait = 0.0, _RETURN_AFTER * costs.eig_seconds(dim)
                 if dense is not None:
@@ -312,9 +321,10 @@ class LretSimulator(Engine):
                     spent += costs.passes_seconds(dim, dense.applied[before:])
                     continue
                 if not ins.is_channel:
-                    self._ensure(factor.nbytes, n, factor.shape[-1])  # the output
-                    factor = apply_blocked(factor, ins.kraus[0], ins.targets)
+                    blocks = gates.add(ins.targets, ins.kraus[0])
+                    factor, spare = self._apply(factor, blocks, spare)
                     continue
+                factor, spare = self._apply(factor, gates.release(ins.targets), spare)
                 rank = factor.shape[-1] * len(ins.kraus)
                 widest = max(widest, rank)
                 # the other schedules concatenate the k r columns first, where the budget allows
@@ -353,6 +363,7 @@ class LretSimulator(Engine):
             history.append(dim if dense is not None else factor.shape[-1])
             dense_history.append(dense is not None)
             progress(done, len(prog.moments))
+        factor, spare = self._apply(factor, gates.release(), spare)
         if dense is not None:
             matrix = np.ascontiguousarray(dense.flush().reshape(dim, dim))
             state: State = Dense(matrix)
@@ -372,6 +383,17 @@ class LretSimulator(Engine):
             representation_switches=switches,
             warnings=plan.finish(error),
         )
+
+    def _apply(
+        self, factor: np.ndarray, blocks: list[Block], spare: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Fused gate blocks applied to L (each may need a spare L or a new one)."""
+        if spare is not None and spare.shape != factor.shape:  # the rank changed
+            spare = None
+        for block in blocks:
+            self._ensure(factor.nbytes, factor.ndim - 1, factor.shape[-1])
+            factor, spare = apply_block(factor, block, spare, apply_blocked)
+        return factor, spare
 
     def _goes_dense(self, factor: np.ndarray, ins: Instruction) -> bool:
         """Whether to continue dense from this channel: adaptive, cheaper, and it fits in the
