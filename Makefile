@@ -6,8 +6,8 @@ PORT ?= 5000
 HOST ?= 127.0.0.1
 RAY_PORT ?= 6379
 IMAGE ?= lret-runner:latest
-# what `make venv` and `make test` install: the tests, the cloud clients and Ray
-EXTRAS ?= test,cloud,ray
+# what `make venv` and `make test` install: the tests, the cloud clients, Ray and qsim
+EXTRAS ?= test,cloud,ray,trajectories
 
 # `make test` and `make test-core` build their venv from scratch with $(PYTHON), one per
 # interpreter version under .venv-test/ (.venv-test/3.11, .venv-test/3.13, ...), so
@@ -100,6 +100,7 @@ bench: venv
 	$(PY) benchmarks/bench_sweep.py
 	$(PY) benchmarks/bench_threads.py
 	$(PY) benchmarks/bench_ideal.py
+	$(PY) benchmarks/bench_trajectories.py
 	$(PY) benchmarks/bench_optimize.py
 	$(PY) benchmarks/bench_api.py
 	$(PY) benchmarks/bench_launchers.py

@@ -5,7 +5,8 @@ seeded circuits (0, 1, ...; ``--seeds-large`` from n = 12 on), compiled once eac
 reports median times:
 
 - fdm, the exact density matrix (the reference);
-- lret at the default ``rank_threshold`` 1e-4: max rank, truncation_error, fidelity vs fdm;
+- lret at ``rank_threshold`` 1e-4 (its default before ``run.accuracy``; auto gets it too):
+  max rank, truncation_error, fidelity vs fdm;
 - lret at the first threshold of 1e-4, 1e-5, 1e-6, 1e-7, 0 that reaches F >= 0.99 vs fdm
   on every seed (the search stops there, or at the first run stopped by the time cap);
 - auto: ``choose_engine`` on the compiled circuit, then the chosen engine. A run this row

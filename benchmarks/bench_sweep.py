@@ -46,6 +46,7 @@ QUIET = ["run.quiet=true", "run.compare_to_exact=false"]
 # a job of about 1 s of simulation on one thread (measured: see the report)
 REAL_JOB = [
     "simulator=lret",
+    "simulator.rank_threshold=1e-4",
     "circuit=random",
     "circuit.n_qubits=10",
     "circuit.depth=20",

@@ -94,6 +94,10 @@ class RunResult:
     representation_switches: list[dict[str, Any]] | None = None
     # the engine's: a memory budget that capped the rank, a target error not met
     warnings: list[str] = field(default_factory=list)
+    # simulator=trajectories: each estimated figure's standard error ({metric key: s.e.};
+    # "probabilities": the largest over the measured outcomes) and the trajectories sampled
+    standard_errors: dict[str, float] = field(default_factory=dict)
+    trajectories: int | None = None
     counts: dict[str, int] | None = None
     probabilities: list[float] | None = None
     expectation_values: dict[str, float] = field(default_factory=dict)
@@ -125,6 +129,7 @@ class RunResult:
             {f"{V.IDEAL_EXPVAL_PREFIX}{k}": v for k, v in self.ideal_expectation_values.items()}
         )
         out.update({f"{V.OBJECTIVE_PREFIX}{k}": v for k, v in self.objectives.items()})
+        out.update({f"{k}{V.SE_SUFFIX}": v for k, v in self.standard_errors.items()})
         if self.accuracy is not None:
             out[V.ACCURACY_MET] = float(self.accuracy["met"])
         return out
@@ -365,12 +370,32 @@ def simulate(
     p = prepared
     threads = p.threads or default_threads()
     with threadpool_limits(limits=threads, user_api="blas"):
-        out = p.engine.run(p.program, progress=progress)
+        noiseless: tuple[np.ndarray, float] | str | None = None
+        if p.engine.sampled:  # it estimates the figures from pure states: tell it which first
+            noiseless = _noiseless_state(p)
+            figures = metrics.PureFigures(
+                tuple(p.observables),
+                p.hamiltonian,
+                None if p.cut_edges is None else tuple(p.cut_edges),
+                p.target,
+                ideal=None if isinstance(noiseless, str) else noiseless[0],
+                xeb_qubits=tuple(_measured(p)) if p.xeb else None,
+            )
+            out = p.engine.run(
+                p.program, progress=progress, figures=figures, seed=p.seed, threads=threads
+            )
+        else:
+            out = p.engine.run(p.program, progress=progress)
         probs = metrics.probabilities(out.state)
+
+        def figure(key: str, exact: Callable[[metrics.State], float]) -> float:
+            """The engine's estimate (a sampling engine), else the figure of its state."""
+            return out.estimates[key] if key in out.estimates else exact(out.state)
+
         result = RunResult(
             status="FINISHED",
             backend_used=p.backend_used,
-            backend_reason=p.backend_reason,
+            backend_reason=p.backend_reason + (f"; {out.method}" if out.method else ""),
             predicted_seconds=p.predicted_seconds,
             n_qubits=p.n_qubits,
             depth=p.depth,
@@ -384,58 +409,115 @@ def simulate(
             representation_switches=out.representation_switches,
             warnings=out.warnings,
             memory_used_mb=out.memory_used_mb,
-            truncation_error=out.truncation_error,
-            accuracy=contract.Accuracy(p.accuracy, out.truncation_error, contract.BOUND).to_dict(),
-            purity=metrics.purity(out.state),
+            truncation_error=None if p.engine.sampled else out.truncation_error,
+            accuracy=_accuracy(p, out).to_dict(),
+            purity=None if isinstance(out.state, metrics.Sampled) else metrics.purity(out.state),
             counts=metrics.sample_counts(probs, p.shots, p.seed) if p.shots > 0 else None,
             probabilities=probs.tolist() if p.save_probabilities else None,
-            expectation_values={q: metrics.expectation(out.state, q) for q in p.observables},
+            expectation_values={
+                q: figure(q, lambda state, q=q: metrics.expectation(state, q))
+                for q in p.observables
+            },
             two_qubit_gates=p.two_qubit_gates,
+            # the observables' under their metric keys
+            standard_errors={
+                (V.EXPVAL_PREFIX + k if k in p.observables else k): v
+                for k, v in out.standard_errors.items()
+            },
+            trajectories=out.samples,
         )
         if p.hamiltonian is not None:
-            result.energy = metrics.energy(out.state, p.hamiltonian)
+            h = p.hamiltonian
+            result.energy = figure("energy", lambda state: metrics.energy(state, h))
         if p.cut_edges is not None:
-            result.expected_cut = metrics.expected_cut(out.state, p.cut_edges)
+            edges = p.cut_edges
+            result.expected_cut = figure(
+                "expected_cut", lambda state: metrics.expected_cut(state, edges)
+            )
             result.max_cut = metrics.max_cut(p.n_qubits, p.cut_edges)
         if p.target is not None:
-            result.target_fidelity = metrics.state_overlap(out.state, p.target)
-        _against_noiseless(result, out, p, probs)
-        if p.compare_to_exact:
+            target = p.target
+            result.target_fidelity = figure(
+                "target_fidelity", lambda state: metrics.state_overlap(state, target)
+            )
+        _against_noiseless(result, out, p, probs, noiseless)
+        if p.compare_to_exact and isinstance(out.state, metrics.Sampled):
+            result.exact_reference = (
+                f"not applicable: simulator={p.backend_used} estimates figures from sampled "
+                "pure states (their standard errors are in standard_errors), it holds no "
+                "density matrix to compare with fdm's"
+            )
+        elif p.compare_to_exact:
             _compare(result, out, p)
     return result, out
 
 
-def _against_noiseless(
-    result: RunResult, out: EngineOutput, p: Prepared, probs: np.ndarray
-) -> None:
-    """The figures against the noiseless circuit, from its state vector (or why not)."""
+def _accuracy(p: Prepared, out: EngineOutput) -> contract.Accuracy:
+    """What the run achieved against ``run.accuracy``: a sampling engine's largest standard
+    error, else the proven bound on the trace distance (0 for the exact engines)."""
+    if p.engine.sampled:
+        worst = max(out.standard_errors.values(), default=0.0)
+        return contract.Accuracy(p.accuracy, worst, contract.STATISTICAL)
+    return contract.Accuracy(p.accuracy, out.truncation_error, contract.BOUND)
+
+
+def _measured(p: Prepared) -> list[int]:
+    """The measured qubits (every qubit when nothing is measured)."""
+    return sorted(set(p.program.measured)) or list(range(p.n_qubits))
+
+
+def _noiseless_state(p: Prepared) -> tuple[np.ndarray, float] | str:
+    """The noiseless circuit's state vector and the seconds it took, or why there is none."""
     from lret_runner.simulators.ideal import state_vector
 
     if isinstance(p.ideal, str):
-        result.ideal_reference = p.ideal
-        return
+        return p.ideal
     start = time.perf_counter()
     try:
         psi = state_vector(p.ideal)
     except MemoryRefusal as exc:
-        result.ideal_reference = f"skipped: {exc}"
+        return f"skipped: {exc}"
+    return psi, time.perf_counter() - start
+
+
+def _against_noiseless(
+    result: RunResult,
+    out: EngineOutput,
+    p: Prepared,
+    probs: np.ndarray,
+    noiseless: tuple[np.ndarray, float] | str | None = None,
+) -> None:
+    """The figures against the noiseless circuit, from its state vector ``noiseless``
+    (computed here unless given), or why not; a sampling engine's estimates where it made
+    them (TVD and Hellinger fidelity come from its estimated distribution)."""
+    noiseless = _noiseless_state(p) if noiseless is None else noiseless
+    if isinstance(noiseless, str):
+        result.ideal_reference = noiseless
         return
+    psi, seconds = noiseless
+    start = time.perf_counter()
     pure = metrics.LowRank(psi[:, None])
-    result.ideal_fidelity = metrics.state_overlap(out.state, psi)
+    if "ideal_fidelity" in out.estimates:
+        result.ideal_fidelity = out.estimates["ideal_fidelity"]
+    else:
+        result.ideal_fidelity = metrics.state_overlap(out.state, psi)
     # over the measured qubits (every qubit when nothing is measured)
-    kept = sorted(set(p.program.measured)) or list(range(p.n_qubits))
+    kept = _measured(p)
     noisy = metrics.marginal(probs, kept)
     ideal = metrics.marginal(metrics.probabilities(pure), kept)
     result.ideal_tvd = metrics.total_variation(noisy, ideal)
     result.ideal_hellinger_fidelity = metrics.hellinger_fidelity(noisy, ideal)
     if p.xeb:
-        result.xeb_fidelity = metrics.linear_xeb(noisy, ideal)
+        result.xeb_fidelity = out.estimates.get("xeb_fidelity")
+        if result.xeb_fidelity is None:
+            result.xeb_fidelity = metrics.linear_xeb(noisy, ideal)
         if result.counts:
             result.xeb_fidelity_sampled = metrics.linear_xeb_sampled(result.counts, ideal, kept)
     result.ideal_expectation_values = {q: metrics.expectation(pure, q) for q in p.observables}
     if p.hamiltonian is not None:
         result.ideal_energy = metrics.energy(pure, p.hamiltonian)
-    result.ideal_reference = f"noiseless state vector ({time.perf_counter() - start:.3g} s)"
+    seconds += time.perf_counter() - start
+    result.ideal_reference = f"noiseless state vector ({seconds:.3g} s)"
 
 
 def _compare(result: RunResult, out: EngineOutput, p: Prepared) -> None:

@@ -11,6 +11,7 @@ rho = |psi><psi|.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -46,13 +47,29 @@ class Dense:
         return int(self.matrix.shape[0]).bit_length() - 1
 
 
-State = LowRank | Dense
+@dataclass(frozen=True)
+class Sampled:
+    """A state known from samples of pure states (quantum trajectories, rho = E|psi_k><psi_k|):
+    its estimated diagonal (2^n). Its other figures are estimated by the engine that sampled
+    it, with standard errors (``EngineOutput.estimates``); purity and the distances to another
+    density matrix are not known."""
+
+    diagonal: np.ndarray
+
+    @property
+    def n_qubits(self) -> int:
+        return int(self.diagonal.shape[0]).bit_length() - 1
+
+
+State = LowRank | Dense | Sampled
 
 
 def probabilities(state: State) -> np.ndarray:
     """Diagonal of rho (basis index in Cirq's order), clipped at 0 and normalised."""
     if isinstance(state, LowRank):
         p = np.einsum("ij,ij->i", state.factor.conj(), state.factor).real
+    elif isinstance(state, Sampled):
+        p = state.diagonal
     else:
         p = np.diagonal(state.matrix).real
     p = np.clip(p.astype(np.float64), 0.0, None)  # float64 also for complex64 states
@@ -289,3 +306,88 @@ def state_overlap(state: State, vector: np.ndarray) -> float:
     if isinstance(state, LowRank):
         return float(np.sum(np.abs(psi.conj() @ state.factor) ** 2))
     return float((psi.conj() @ state.matrix @ psi).real)
+
+
+# ---------------------------------------------------------------- figures of pure states
+@dataclass(frozen=True)
+class PureFigures:
+    """The figures a sampling engine estimates, each linear in rho (tr(A rho)), as functions
+    of one pure state: their mean over pure states psi_k is the figure of
+    rho = E|psi_k><psi_k|.
+
+    Called as ``figures(psi, probs)`` with ``probs`` = |psi|^2 (float64); returns
+    ``{key: value}`` with the keys of :class:`~lret_runner.experiment.RunResult`
+    (``ideal_fidelity``, ``xeb_fidelity``, ``energy``, ``expected_cut``,
+    ``target_fidelity``) and each observable under its Pauli string.
+    """
+
+    observables: tuple[str, ...] = ()
+    hamiltonian: PauliSum | None = None
+    cut_edges: tuple[tuple[int, int], ...] | None = None
+    target: np.ndarray | None = None  # a state vector: target_fidelity
+    ideal: np.ndarray | None = None  # the noiseless state vector: ideal_fidelity
+    # the measured qubits: xeb_fidelity against the noiseless distribution over them
+    xeb_qubits: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        xeb = None
+        if self.xeb_qubits is not None and self.ideal is not None:
+            xeb = marginal(np.abs(self.ideal.astype(np.complex128)) ** 2, self.xeb_qubits)
+        object.__setattr__(self, "_xeb_ideal", xeb)
+
+    @property
+    def bounds(self) -> dict[str, tuple[float, float]]:
+        """The range of each figure over pure states (a sampler's prior, see
+        ``simulators.trajectories``; XEB's: a scrambled state's to the noiseless state's)."""
+        out = {p: (-1.0, 1.0) for p in self.observables}
+        if self.hamiltonian is not None:
+            norm = float(sum(abs(c) for _, c in self.hamiltonian))
+            out["energy"] = (-norm, norm)
+        if self.cut_edges is not None:
+            out["expected_cut"] = (0.0, float(len(self.cut_edges)))
+        for key, vector in (("target_fidelity", self.target), ("ideal_fidelity", self.ideal)):
+            if vector is not None:
+                out[key] = (0.0, 1.0)
+        xeb = getattr(self, "_xeb_ideal", None)
+        if xeb is not None:  # a scrambled state's (0) and the noiseless state's
+            out["xeb_fidelity"] = (0.0, max(linear_xeb(xeb, xeb), 1.0))
+        return out
+
+    def __call__(self, psi: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+        n = int(psi.shape[0]).bit_length() - 1
+        paulis = set(self.observables) | {p for p, _ in self.hamiltonian or ()}
+        cuts = [_pauli_on(n, {i: "Z", j: "Z"}) for i, j in self.cut_edges or ()]
+        values = {p: pure_expectation(psi, probs, p) for p in paulis | set(cuts)}
+        out = {p: values[p] for p in self.observables}
+        if self.hamiltonian is not None:
+            out["energy"] = float(sum(c * values[p] for p, c in self.hamiltonian))
+        if self.cut_edges is not None:
+            out["expected_cut"] = float(sum((1 - values[p]) / 2 for p in cuts))
+        if self.target is not None:
+            out["target_fidelity"] = _overlap(self.target, psi)
+        if self.ideal is not None:
+            out["ideal_fidelity"] = _overlap(self.ideal, psi)
+        xeb = getattr(self, "_xeb_ideal", None)
+        if self.xeb_qubits is not None and xeb is not None:
+            out["xeb_fidelity"] = linear_xeb(marginal(probs, self.xeb_qubits), xeb)
+        return out
+
+
+def _overlap(vector: np.ndarray, psi: np.ndarray) -> float:
+    """|<vector|psi>|^2 / (|vector|^2 |psi|^2)."""
+    norms = float(np.vdot(vector, vector).real * np.vdot(psi, psi).real)
+    return float(abs(np.vdot(vector, psi)) ** 2 / norms)
+
+
+def pure_expectation(psi: np.ndarray, probs: np.ndarray, pauli: str) -> float:
+    """<psi|P|psi> for a normalised state vector; a diagonal P (I and Z only) from the
+    distribution ``probs`` = |psi|^2 (one pass over 2^n floats, no copy of psi)."""
+    n = int(psi.shape[0]).bit_length() - 1
+    if set(pauli) <= {"I", "Z"}:
+        qubits = [q for q, p in enumerate(pauli) if p == "Z"]
+        if not qubits:
+            return float(probs.sum())
+        marg = marginal(probs, qubits).reshape((2,) * len(qubits))
+        signs = functools.reduce(np.multiply.outer, [np.array([1.0, -1.0])] * len(qubits))
+        return float((marg * signs).sum())
+    return expectation(LowRank(psi.reshape(2**n, 1)), pauli)

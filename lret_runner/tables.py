@@ -16,7 +16,7 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from lret_runner.tracking.vocabulary import METRICS, SECTIONS
+from lret_runner.tracking.vocabulary import EXPVAL_PREFIX, METRICS, PROBABILITIES_SE, SECTIONS
 
 __all__ = [
     "BLOCKS",
@@ -198,9 +198,23 @@ def _noise_text(params: Mapping[str, Any]) -> str:
 def _observables(result: Mapping[str, Any]) -> list[tuple[str, str]]:
     ideal = result.get("ideal_expectation_values") or {}
     return [
-        (f"<{pauli}>", f"{fmt(value, '6f')}   noiseless {fmt(ideal.get(pauli), '6f')}")
+        (
+            f"<{pauli}>",
+            f"{fmt(value, '6f')}{_standard_error(result, EXPVAL_PREFIX + pauli)}   "
+            f"noiseless {fmt(ideal.get(pauli), '6f')}",
+        )
         for pauli, value in (result.get("expectation_values") or {}).items()
     ]
+
+
+def _standard_error(result: Mapping[str, Any], key: str) -> str:
+    """`` ± s.e. (1 s.e., N trajectories)`` for a figure a sampling engine estimated, else ""."""
+    error = number((result.get("standard_errors") or {}).get(key))
+    if error is None:
+        return ""
+    samples = result.get("trajectories")
+    count = f", {samples} trajectories" if samples is not None else ""
+    return f" ± {error:.2g} (1 s.e.{count})"
 
 
 # figures that a truncation can move by at most the trace distance it causes, so by at most
@@ -225,8 +239,13 @@ def summary_sections(
         text = fmt(value, m.fmt) + (f" {m.unit}" if m.unit == "columns" and value else "")
         if m.key in BOUNDED and value is not None and bound > 0:
             text += f" ± {bound:.1e} (truncation bound)"
+        if value is not None:
+            text += _standard_error(result, m.key)
         sections[m.section].append((m.label, text))
     sections["noise"] += _observables(result)
+    if _standard_error(result, PROBABILITIES_SE):
+        each = _standard_error(result, PROBABILITIES_SE)
+        sections["noise"].append(("measured probabilities", f"each{each} or less"))
     # how each reference was obtained, or why it was not
     sections["noise"].append(("reference", str(result.get("ideal_reference", "n/a"))))
     sections["accuracy"].append(("reference", str(result.get("exact_reference", "n/a"))))

@@ -142,3 +142,26 @@ def test_mlflow_records_the_outcome_and_the_readers_show_it(
     assert summaries[runs["met"].run_id].result()["accuracy"]["met"] is True
     listing = _text(runs_table(list(summaries.values())))
     assert "NOT MET" in listing and " met " in listing
+
+
+def test_auto_turns_to_trajectories_only_when_no_bounded_engine_can(monkeypatch) -> None:
+    from lret_runner.simulators import base as sim_base
+
+    # uniform noise at n = 8: the rank to meet 1e-3 runs into the hundreds
+    circuit = low_noise(n=8, level=1e-2)
+    free = 4**8 * 16 * 2.0  # below fdm's three working copies of the dense state
+    import lret_runner.simulators as simulators
+
+    monkeypatch.setattr(simulators, "available_bytes", lambda: float(free))
+    monkeypatch.setattr(sim_base, "available_bytes", lambda: float(free))
+    result, _ = simulate(prepare_circuit(circuit, simulator="auto", accuracy=1e-2))
+    assert result.backend_used == "trajectories"
+    assert "does not fit" in result.backend_reason and "statistical" in result.backend_reason
+    assert result.accuracy["kind"] == "statistical" and result.accuracy["met"] is True
+    # a circuit whose rank stays small keeps lret, with its proven bound
+    sparse = add_noise(
+        layered(n_qubits=8, layers=4, seed=1, measure=True),
+        build_noise_model("sparse", level=0.01, seed=3),
+    )
+    result, _ = simulate(prepare_circuit(sparse, simulator="auto"))
+    assert result.backend_used == "lret" and result.accuracy["kind"] == "bound"

@@ -232,6 +232,10 @@ def test_complex64_rank_never_exceeds_dimension() -> None:
         assert max(out.rank_history) <= 4, (schedule, out.rank_history)
 
 
+# the engines that hold a density matrix (trajectories samples pure states: its figures are
+# estimates, tested against these in tests/test_trajectories.py)
+DENSITY_ENGINES = sorted(name for name, engine in ENGINES.items() if not engine.sampled)
+
 # ----------------------------------------------------------------- 2. qubit order
 
 
@@ -292,7 +296,7 @@ def test_ghz_on_lret(n: int) -> None:
 
 
 @pytest.mark.parametrize("gamma", [0.0, 0.1, 0.37, 0.9, 1.0])
-@pytest.mark.parametrize("engine", sorted(ENGINES))
+@pytest.mark.parametrize("engine", DENSITY_ENGINES)
 def test_amplitude_damping_of_one(engine: str, gamma: float) -> None:
     (q,) = cirq.LineQubit.range(1)
     circuit = cirq.Circuit(cirq.X(q), cirq.amplitude_damp(gamma).on(q))
@@ -303,7 +307,7 @@ def test_amplitude_damping_of_one(engine: str, gamma: float) -> None:
 
 
 @pytest.mark.parametrize("p", [0.0, 0.05, 0.3, 0.75, 1.0])
-@pytest.mark.parametrize("engine", sorted(ENGINES))
+@pytest.mark.parametrize("engine", DENSITY_ENGINES)
 def test_depolarizing_purity_and_z(engine: str, p: float) -> None:
     # rho = (1-p)|0><0| + p/3 (X|0><0|X + Y|0><0|Y + Z|0><0|Z)
     #     = (1 - 2p/3)|0><0| + (2p/3)|1><1|
@@ -425,7 +429,7 @@ def test_schedules_obey_the_bound(schedule: dict, threshold: float) -> None:
 
 def test_progress_called_once_per_moment() -> None:
     circuit = noisy_random(3, 4, seed=2, model="depolarizing", placement="gate")
-    for name in ENGINES:
+    for name in DENSITY_ENGINES:  # trajectories counts trajectories (tests/test_trajectories.py)
         calls: list[tuple[int, int]] = []
         make_engine(name).run(circuit, progress=lambda d, t, calls=calls: calls.append((d, t)))
         assert calls == [(i, len(circuit)) for i in range(1, len(circuit) + 1)], name

@@ -259,6 +259,18 @@ class CirqSimulatorConfig:
     name: str = "cirq"
 
 
+@dataclass
+class TrajectoriesSimulatorConfig:
+    """Quantum trajectories: figures estimated from sampled pure states, each to a standard
+    error of run.accuracy (lret_runner.simulators.trajectories)."""
+
+    name: str = "trajectories"
+    trajectories: int | None = None  # a fixed count instead of run.accuracy's (null: adaptive)
+    max_trajectories: int = 100_000  # the most the accuracy rule may run
+    stratify: bool = True  # simulate the error-free branch once where its weight is exact
+    kernel: str = "auto"  # qsim (the trajectories extra), numpy, or auto: qsim if installed
+
+
 # ---------------------------------------------------------------- hamiltonian/
 @dataclass
 class NoHamiltonianConfig:
@@ -570,6 +582,7 @@ OPTIONS: dict[str, dict[str, type]] = {
         "lret": LretSimulatorConfig,
         "fdm": FdmSimulatorConfig,
         "cirq": CirqSimulatorConfig,
+        "trajectories": TrajectoriesSimulatorConfig,
         "auto": AutoSimulatorConfig,
     },
     "backend": {"cpu": CpuBackendConfig},

@@ -21,11 +21,13 @@ from lret_runner.simulators.dense import RANK_MAX_QUBITS
 from lret_runner.simulators.fdm import WORKING_FACTOR as FDM_WORKING_FACTOR
 from lret_runner.simulators.fdm import FdmSimulator
 from lret_runner.simulators.lret import LretSimulator
+from lret_runner.simulators.trajectories import TrajectoriesSimulator
 
 ENGINES: dict[str, type[Engine]] = {
     "lret": LretSimulator,
     "fdm": FdmSimulator,
     "cirq": CirqSimulator,
+    "trajectories": TrajectoriesSimulator,
 }
 
 __all__ = [
@@ -58,7 +60,9 @@ def choose_engine(prog: CompiledCircuit, **lret_params: Any) -> Choice:
 
     fdm is exact. lret spends ``accuracy`` over its truncations, which meets it unless the
     rank it needs exceeds its memory budget; with ``rank_threshold`` set it meets it when
-    the predicted discarded weight is within ``accuracy``."""
+    the predicted discarded weight is within ``accuracy``. Only when no engine with a
+    proven bound can (a dense state does not fit, and lret's rank does not fit or its time
+    exceeds the limit) does auto choose trajectories, whose guarantee is statistical."""
     lret = make_engine("lret", **lret_params)
     assert isinstance(lret, LretSimulator)
     fits = dense_bytes(prog.n_qubits, prog.dtype, FDM_WORKING_FACTOR) <= available_bytes()
@@ -73,11 +77,23 @@ def choose_engine(prog: CompiledCircuit, **lret_params: Any) -> Choice:
         "" if pred.lret_dense_from is None else f", dense from moment {pred.lret_dense_from}"
     )
     predicted = {"lret": pred.lret_seconds}
+    asked = f"run.accuracy={lret.accuracy:g}"
     if not fits:
         reason = f"n={prog.n_qubits}: a dense density matrix does not fit in free memory"
-        return Choice("lret", reason, predicted)
+        cap, limit = lret.rank_cap(prog.n_qubits), lret.time_limit_seconds
+        if pred.lret_rank > cap:
+            missed = f"rank {pred.lret_rank}, more than its memory budget allows ({cap})"
+        elif limit is not None and pred.lret_seconds > limit:
+            missed = f"{pred.lret_seconds:.3g} s, more than run.timeout_seconds={limit:g}"
+        else:
+            return Choice("lret", f"{reason}; lret is predicted to need {rank}", predicted)
+        reason += (
+            f", and lret at {asked} is predicted to need {missed}: trajectories estimate "
+            "each figure to a standard error of run.accuracy instead (a statistical "
+            "guarantee, not a bound)"
+        )
+        return Choice("trajectories", reason, predicted)
     predicted["fdm"] = pred.fdm_seconds
-    asked = f"run.accuracy={lret.accuracy:g}"
     if lret.rank_threshold is not None and pred.lret_error > lret.accuracy:
         reason = (
             f"lret at simulator.rank_threshold={lret.rank_threshold:g} is predicted to discard "

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(moments_done, moments_total)`` after every moment.
 
-It may raise (a timeout, a cancellation) to stop the engine between moments."""
+It may raise (a timeout, a cancellation) to stop the engine between moments. A sampling
+engine (trajectories) calls it as ``progress(trajectories_done, trajectories_planned)``."""
 
 DTYPES = {"complex128": np.complex128, "complex64": np.complex64}
 
@@ -171,6 +172,17 @@ class EngineOutput:
     dense_history: list[bool] | None = None
     representation_switches: list[dict[str, Any]] | None = None
     warnings: list[str] = field(default_factory=list)  # a budget that bound, a target missed
+    # a sampling engine (trajectories, ``state`` is a metrics.Sampled): the figures it
+    # estimated (the keys of metrics.PureFigures), the standard error of each, with
+    # PROBABILITIES_SE the largest over the measured outcomes' probabilities, the number of
+    # trajectories, and how it ran (its kernel, the stratification)
+    estimates: dict[str, float] = field(default_factory=dict)
+    standard_errors: dict[str, float] = field(default_factory=dict)
+    samples: int | None = None
+    method: str | None = None
+
+
+PROBABILITIES_SE = "probabilities"  # standard_errors key: the measured distribution's largest
 
 
 class Engine(ABC):
@@ -179,6 +191,10 @@ class Engine(ABC):
     name: str
 
     dtype: type
+
+    # True: the engine samples pure states and estimates the figures itself; ``run`` takes
+    # ``figures`` (metrics.PureFigures), ``seed`` and ``threads``
+    sampled: bool = False
 
     def run(
         self,

@@ -226,9 +226,8 @@ class LretSimulator(Engine):
         before anything runs, when ``accuracy`` is predicted to be missed: a rank the memory
         budget does not allow, a ``rank_threshold`` that drops more than ``accuracy`` in all,
         or more time than the run's limit."""
-        dim = 2**prog.n_qubits
         budget = self.memory_budget()
-        cap = max(int(budget // (dim * np.dtype(self.dtype).itemsize * WORKING_FACTOR)), 1)
+        cap = self.rank_cap(prog.n_qubits)
         channels = [sum(ins.is_channel for ins in moment) for moment in prog.moments]
         plan = _Budget(self.rank_threshold or 0.0, cap, self.target_error, channels, budget)
         if not sum(channels):
@@ -263,6 +262,11 @@ class LretSimulator(Engine):
                 "run.timeout_seconds"
             )
         return plan
+
+    def rank_cap(self, n_qubits: int) -> int:
+        """The largest rank whose factor (``WORKING_FACTOR`` copies) fits the memory budget."""
+        per_column = 2**n_qubits * np.dtype(self.dtype).itemsize * WORKING_FACTOR
+        return max(int(self.memory_budget() // per_column), 1)
 
     def step_threshold(self, prog: CompiledCircuit) -> float:
         """The weight one truncation may discard: ``rank_threshold``, or ``accuracy`` shared

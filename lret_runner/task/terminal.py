@@ -51,8 +51,8 @@ class _Progress:
             self.bar = Progress(transient=True)
             self.bar.start()
             self.task = self.bar.add_task("simulating moments", total=total)
-        if self.bar is not None:
-            self.bar.update(self.task, completed=done)
+        if self.bar is not None:  # a sampling engine's total grows as it learns its variances
+            self.bar.update(self.task, completed=done, total=total)
 
     def close(self) -> None:
         if self.bar is not None:

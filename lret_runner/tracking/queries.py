@@ -113,7 +113,7 @@ class RunSummary:
     def result(self) -> dict[str, Any]:
         """The run's figures shaped as its result record (``RunResult.to_dict()``'s keys), for
         the summary views: metrics, observables noisy and noiseless, the references."""
-        ideal, noisy = V.IDEAL_EXPVAL_PREFIX, V.EXPVAL_PREFIX
+        ideal, noisy, se = V.IDEAL_EXPVAL_PREFIX, V.EXPVAL_PREFIX, V.SE_SUFFIX
         return {
             "run_id": self.run_id,
             "status": self.status,
@@ -121,7 +121,12 @@ class RunSummary:
             "n_qubits": self.n_qubits,
             **self.metrics,
             "expectation_values": {
-                k.removeprefix(noisy): v for k, v in self.metrics.items() if k.startswith(noisy)
+                k.removeprefix(noisy): v
+                for k, v in self.metrics.items()
+                if k.startswith(noisy) and not k.endswith(se)
+            },
+            "standard_errors": {
+                k.removesuffix(se): v for k, v in self.metrics.items() if k.endswith(se)
             },
             "ideal_expectation_values": {
                 k.removeprefix(ideal): v for k, v in self.metrics.items() if k.startswith(ideal)

@@ -119,6 +119,8 @@ METRICS: tuple[Metric, ...] = (
         "widest_factor", "widest factor before truncation", "int", False, "rank", unit="columns"
     ),
     Metric("simulation_time_seconds", "simulation time", "time", False, "cost", unit="s"),
+    # simulator=trajectories: the pure-state trajectories its estimates are the mean of
+    Metric("trajectories", "trajectories sampled", "int", None, "cost", optional=True),
     Metric("memory_used_mb", "memory", "mb", False, "cost", unit="MB"),
     Metric("two_qubit_gates", "two-qubit gates", "int", None, "cost"),
 )
@@ -151,6 +153,11 @@ DENSE_METRIC = "dense"
 EXPVAL_PREFIX = "expval_"  # + Pauli string: an observable's expectation value
 IDEAL_EXPVAL_PREFIX = "ideal_expval_"  # + Pauli string: its value in the noiseless circuit
 OBJECTIVE_PREFIX = "objective."  # + metric: the value an Optuna trial returned for it
+# metric + this: its standard error (simulator=trajectories estimates figures by sampling),
+# e.g. ideal_fidelity_se, expval_ZZ_se; probabilities_se: the largest over the measured
+# outcomes' probabilities (the key of RunResult.standard_errors is the metric's)
+SE_SUFFIX = "_se"
+PROBABILITIES_SE = "probabilities"  # as simulators.base.PROBABILITIES_SE (which cannot import this)
 
 
 def dense_spans(flags: list[bool]) -> list[list[int]]:

@@ -1,0 +1,204 @@
+"""Speed at the accuracy asked: every engine on the same circuits at ``run.accuracy``, and
+how well ``auto`` chooses, measured in one run.
+
+For each circuit family x noise model x n x p x accuracy (seeded circuits, seed
+``--seed``, not one the code was tuned on) the script prepares the run as a user's config
+would (``prepare_circuit``, the engine's defaults, ``accuracy=A``) and simulates it with:
+
+- **fdm**, the exact density matrix (where it fits in memory: the reference);
+- **lret** at its default, spending the accuracy over its truncations;
+- **auto**, the engine it chooses (its choice, then that engine's run);
+- **trajectories** where the engine exists (``simulator=trajectories``), to the same
+  accuracy as a standard error.
+
+Per engine: seconds (wall, median over ``--repeats``), the accuracy achieved as the run
+reports it (``accuracy.achieved``: lret's truncation bound, or the largest standard error),
+and, where fdm ran, the distance measured against its exact state: the trace distance for
+the density-matrix engines, the largest error of an outcome's probability for trajectories.
+A cell is flagged ``!`` when the measured distance breaks the contract (a trace distance
+above the accuracy; a probability more than 4 standard errors off) and ``miss`` when the
+run itself reports that it did not meet its accuracy.
+
+The **auto validation** table then lists, for every case where fdm ran, auto's time over
+the fastest engine that met the accuracy (a proven bound: fdm or lret), and the share of
+cases within 1.5x (the target: 90%).
+
+Noise models: ``depolarizing`` and ``amplitude_damping`` after every moment (uniform noise:
+many weak error branches), ``sparse`` (rare errors at random locations, the regime lret is
+built for) and ``device`` (fake_manila's calibrated noise, on the first n <= 5 qubits).
+
+    python benchmarks/bench_accuracy.py --quick            # n = 6, 8: ~1 min
+    python benchmarks/bench_accuracy.py                    # n = 8, 10, 12: ~30-60 min
+    python benchmarks/bench_accuracy.py --sizes 14 16 20 --noises sparse --families random
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import cirq
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from lret_runner import metrics
+from lret_runner.circuits import ghz, layered, qaoa, qft, random_circuit
+from lret_runner.errors import MemoryRefusal
+from lret_runner.experiment import prepare_circuit, simulate
+from lret_runner.noise import add_noise, build_noise_model
+from lret_runner.simulators import ENGINES
+from lret_runner.simulators.threads import default_threads
+
+FAMILIES: dict[str, Callable[[int, int], cirq.Circuit]] = {
+    "random": lambda n, seed: random_circuit(n_qubits=n, depth=2 * n, seed=seed, measure=True),
+    "layered": lambda n, seed: layered(n_qubits=n, layers=n, seed=seed, measure=True),
+    "qft": lambda n, seed: qft(n_qubits=n, input_state=seed % 2**n, measure=True),
+    "ghz": lambda n, seed: ghz(n_qubits=n, measure=True),
+    "qaoa": lambda n, seed: qaoa(n_qubits=n, p=2, seed=seed, measure=True),
+}
+NOISES = ("depolarizing", "amplitude_damping", "sparse", "device")
+AUTO_TARGET = 1.5  # auto within this factor of the fastest engine that met the accuracy
+AUTO_SHARE = 0.9  # ... in at least this share of the cases
+
+
+def noise_model(name: str, p: float, seed: int):
+    if name == "sparse":
+        return build_noise_model("sparse", level=p, seed=seed)
+    if name == "device":
+        return build_noise_model("device", device="fake_manila", scale=p / 1e-3)
+    return build_noise_model(name, level=p, placement="moment")
+
+
+@dataclass
+class Result:
+    seconds: float | None  # None: refused or not run
+    achieved: float | None = None  # what the run reports (accuracy.achieved)
+    met: bool | None = None  # what the run reports (accuracy.met)
+    distance: float | None = None  # measured against fdm's exact state
+    engine: str = ""  # what ran (auto: its choice)
+    statistical: bool = False  # distance: the largest probability error (a sampled state)
+    note: str = ""
+
+
+@dataclass
+class Case:
+    label: str
+    accuracy: float
+    results: dict[str, Result] = field(default_factory=dict)
+
+
+def run(circuit: cirq.Circuit, engine: str, accuracy: float, repeats: int, seed: int):
+    """The median seconds of ``repeats`` runs and the last run's (result, output)."""
+    times, last = [], None
+    for _ in range(repeats):
+        prepared = prepare_circuit(circuit, simulator=engine, accuracy=accuracy, seed=seed)
+        start = time.perf_counter()
+        last = simulate(prepared)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), last
+
+
+def measure(case: Case, circuit: cirq.Circuit, engines: list[str], args) -> None:
+    exact = None
+    for engine in engines:
+        try:
+            seconds, (result, out) = run(circuit, engine, case.accuracy, args.repeats, args.seed)
+        except MemoryRefusal:
+            case.results[engine] = Result(None, note="refused")
+            continue
+        acc = result.accuracy or {}
+        r = Result(seconds, acc.get("achieved"), acc.get("met"), engine=result.backend_used)
+        if engine == "fdm":
+            exact = out.state
+        elif exact is not None:
+            if isinstance(out.state, metrics.Dense | metrics.LowRank):
+                r.distance = metrics.trace_distance(out.state, exact)
+            else:  # a sampled state: the largest error of an estimated probability
+                diff = metrics.probabilities(out.state) - metrics.probabilities(exact)
+                r.distance = float(np.abs(diff).max())
+                r.statistical = True
+        case.results[engine] = r
+
+
+def cell(r: Result | None, accuracy: float) -> str:
+    if r is None or r.seconds is None:
+        return "-" if r is None else r.note
+    flags = ""
+    # a proven bound must hold; a standard error may be exceeded, rarely beyond 4 of them
+    allowed = accuracy * (4 if r.statistical else 1 + 1e-9)
+    if r.distance is not None and r.distance > allowed:
+        flags += "!"
+    if r.met is False:
+        flags += " miss"
+    dist = "" if r.distance is None else f" d={r.distance:.1e}"
+    ach = "" if r.achieved is None else f" a={r.achieved:.1e}"
+    return f"{r.seconds:.3g}s{ach}{dist}{flags}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--families", nargs="+", default=["random", "layered", "qft", "qaoa"])
+    parser.add_argument("--noises", nargs="+", default=list(NOISES))
+    parser.add_argument("--sizes", nargs="+", type=int, default=[8, 10, 12])
+    parser.add_argument("--levels", nargs="+", type=float, default=[1e-4, 1e-3, 1e-2])
+    parser.add_argument("--accuracies", nargs="+", type=float, default=[1e-2, 1e-3])
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--quick", action="store_true", help="n = 6, 8; two families")
+    args = parser.parse_args()
+    if args.quick:
+        args.sizes, args.families, args.levels = [6, 8], ["random", "layered"], [1e-3, 1e-2]
+    threads = args.threads or default_threads()
+    engines = ["fdm", "lret", "auto"] + (["trajectories"] if "trajectories" in ENGINES else [])
+    print(f"# threads {threads}; engines {', '.join(engines)}; seed {args.seed}")
+    cases: list[Case] = []
+    with threadpool_limits(limits=threads, user_api="blas"):
+        grid = itertools.product(
+            args.families, args.noises, args.sizes, args.levels, args.accuracies
+        )
+        for family, noise, n, p, accuracy in grid:
+            if noise == "device" and n > 5:  # fake_manila has five qubits
+                continue
+            circuit = add_noise(FAMILIES[family](n, args.seed), noise_model(noise, p, args.seed))
+            case = Case(f"{family} {noise} n={n} p={p:g}", accuracy)
+            measure(case, circuit, engines, args)
+            cases.append(case)
+            print(
+                f"{case.label:42s} acc={accuracy:g}  "
+                + "  ".join(f"{e}: {cell(case.results.get(e), accuracy)}" for e in engines)
+                + f"  (auto -> {case.results['auto'].engine})",
+                flush=True,
+            )
+    validate(cases)
+
+
+def validate(cases: list[Case]) -> None:
+    """auto's time over the fastest engine with a proven bound that met the accuracy."""
+    ratios = []
+    for case in cases:
+        met = [
+            r.seconds
+            for e in ("fdm", "lret")
+            if (r := case.results.get(e)) and r.seconds is not None and r.met
+        ]
+        auto = case.results.get("auto")
+        if not met or auto is None or auto.seconds is None or "fdm" not in case.results:
+            continue
+        ratios.append(auto.seconds / min(met))
+    if not ratios:
+        return
+    within = np.mean([x <= AUTO_TARGET for x in ratios])
+    print(
+        f"\nauto validation: {len(ratios)} cases; auto / fastest engine that met the accuracy: "
+        f"median {statistics.median(ratios):.2f}x, worst {max(ratios):.2f}x; within "
+        f"{AUTO_TARGET}x in {within:.0%} of cases (target {AUTO_SHARE:.0%})"
+    )
+
+
+if __name__ == "__main__":
+    main()
