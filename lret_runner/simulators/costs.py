@@ -118,7 +118,7 @@ class Prediction:
 
     fdm_seconds: float
     lret_seconds: float
-    lret_rank: int  # the largest rank the factor is predicted to reach
+    lret_rank: int  # the largest rank the factor is predicted to keep after a truncation
     lret_dense_from: int | None  # the moment LRET is predicted to continue dense from
     lret_error: float  # the truncation error LRET is predicted to accumulate
 
@@ -153,7 +153,6 @@ def predict(
                 lret += to_dense_seconds(dim, rank) + sum(dense[index:]) + final
                 return Prediction(sum(dense) + final, lret, top, index, error)
             lret += factor_channel_seconds(dim, rank, len(ins.kraus), d)
-            top = max(top, rank * len(ins.kraus))
             if ins.targets in segments:
                 # the errors of a channel on the same qubits, with only one-qubit gates since,
                 # lie in the directions the earlier one opened: the rank does not grow
@@ -165,6 +164,7 @@ def predict(
                 min(max_rank or dim, dim, _MODEL_MAX_WEIGHTS),
             )
             error += dropped
+            top = max(top, len(weights))
     return Prediction(sum(dense) + final, lret, top, None, error)
 
 
