@@ -96,6 +96,8 @@ test-slow: venv
 
 bench: venv
 	$(PY) benchmarks/bench_engines.py --large 20
+	$(PY) benchmarks/bench_dense.py
+	$(PY) benchmarks/bench_accuracy.py
 	$(PY) benchmarks/bench_overhead.py
 	$(PY) benchmarks/bench_sweep.py
 	$(PY) benchmarks/bench_threads.py

@@ -23,10 +23,14 @@ off it is.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lret_runner.simulators.base import CompiledCircuit, Instruction
+
+if TYPE_CHECKING:
+    from lret_runner.simulators.dense import Pass
 
 # an eigendecomposition of a Hermitian m x m matrix: c3 m^3 + c2 m^2 + c0 seconds
 _EIG = (3.5e-10, 6e-8, 2e-5)
@@ -34,8 +38,26 @@ _EIG = (3.5e-10, 6e-8, 2e-5)
 _MAC = 1.0e-10
 # fixed Python/NumPy overhead of one LRET operation on the factor
 _FACTOR_OP = 2e-4
-# one pass of a d x d-local superoperator over a dense rho: N^2 (c0 + c1 d^2) seconds
+# one pass over a complex rho of a d x d-local superoperator or Kraus sandwich (LRET's
+# channel on the N x N side): N^2 (c0 + c1 d^2) seconds. It is also the dense cost LRET's
+# switch weighs against the factor (``dense_cheaper``), as measured for the complex
+# superoperator kernel fdm had before; the Pauli-basis fuser's passes are 3-5x cheaper
+# (``_PAULI_PASS``), but pricing the switch with them moves it to rank 1 at n = 8.
 _DENSE = (6e-9, 3e-10)
+# one pass of the dense fuser (simulators/dense.py) over rho's N^2 real Pauli coefficients
+# with a transfer matrix on k qubits (4^k multiply-adds per coefficient):
+# N^2 (c0 + c1 4^k) + c2 seconds (c2: the pass's fixed Python/threading overhead)
+_PAULI_PASS = (1.3e-9, 6e-11, 4e-5)
+# the fuser's fixed cost per instruction (its transfer matrix, the fusion products)
+_PAULI_OP = 4e-5
+# the fuser's other passes, in units of N^2 c0 (a pass without arithmetic): a transposing
+# copy that makes axes adjacent; the change to the complex (row, column) basis at a flush
+# (complex products, the deinterleaving transpose)
+_PAULI_MOVE = 2.5
+_PAULI_BASIS = 45.0
+# an operation on k > 3 qubits with K Kraus operators (a Grover oracle): N^2 (a k + b K 2^(k+1))
+# seconds, its qubits' basis changes and the sandwiches' complex multiply-adds
+_PAULI_KRAUS = (2.9e-8, 1.3e-10)
 # LRET continues dense only from this many qubits on
 DENSE_MIN_QUBITS = 7
 # kept from the branch-weight model at most this many weights (beyond it, LRET is dense)
@@ -62,15 +84,28 @@ def factor_channel_seconds(dim: int, rank: int, kraus: int, d: int) -> float:
 
 
 def dense_pass_seconds(dim: int, d: int) -> float:
-    """One pass over a dense rho of a superoperator on ``log2 d`` qubits."""
+    """One pass over a dense complex rho of a superoperator on ``log2 d`` qubits."""
     c0, c1 = _DENSE
     return dim * dim * (c0 + c1 * d * d)
 
 
-def passes_seconds(dim: int, passes: list[tuple[tuple[int, ...], int]]) -> float:
-    """The passes a :class:`~lret_runner.simulators.dense.Fuser` made (``applied``): one per
-    superoperator, one per Kraus operator of a sandwich."""
-    return sum(dense_pass_seconds(dim, 2 ** len(q)) * max(k, 1) for q, k in passes)
+def passes_seconds(dim: int, passes: list[Pass]) -> float:
+    """The passes a :class:`~lret_runner.simulators.dense.Fuser` made (``applied``)."""
+    c0, c1, c2 = _PAULI_PASS
+    entries = dim * dim
+    total = 0.0
+    for p in passes:
+        if p.kind == "ptm":
+            total += entries * (c0 + c1 * 4 ** len(p.qubits)) + c2
+        elif p.kind == "move":
+            total += entries * c0 * _PAULI_MOVE
+        elif p.kind == "basis":
+            total += entries * c0 * _PAULI_BASIS
+        else:  # "kraus"
+            a, b = _PAULI_KRAUS
+            k = len(p.qubits)
+            total += entries * (a * k + b * max(p.kraus, 1) * 2 ** (k + 1))
+    return total
 
 
 def to_dense_seconds(dim: int, rank: int) -> float:
@@ -108,7 +143,7 @@ def dense_moment_seconds(prog: CompiledCircuit) -> list[float]:
             fuser.apply(ins)
         if index == len(prog.moments):
             fuser.flush()
-        costs.append(passes_seconds(dim, fuser.applied[before:]))
+        costs.append(passes_seconds(dim, fuser.applied[before:]) + _PAULI_OP * len(moment))
     return costs
 
 
