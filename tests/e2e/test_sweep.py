@@ -370,14 +370,15 @@ def test_resume_runs_only_the_new_job(sweep: Sweep) -> None:
 
 
 # ---------------------------------------------------------------- 6. cancellation
-# The exact engine (fdm) on 11 qubits, 20 moments: one job simulates for ~3 s on a 2-core
+# The exact engine (fdm) on 12 qubits, 60 moments: one job simulates for ~5 s on a 2-core
 # machine (plus a fraction of a second of job overhead), and its time is bound by the 4^n
-# density matrix (the LRET jobs used before became ~100x faster as the engine improved,
-# and a signal then arrived after the sweep had ended).
+# density matrix (the LRET jobs used before became ~100x faster as the engine improved, and
+# a signal then arrived after the sweep had ended; fdm in the Pauli basis then made 11
+# qubits and 20 moments too short: a third job started before the signal).
 LONG_JOBS = [
     "simulator=fdm",
-    "circuit.n_qubits=11",
-    "circuit.depth=20",
+    "circuit.n_qubits=12",
+    "circuit.depth=60",
     "noise.level=0.01",
     "run.compare_to_exact=false",
     "run.shots=0",
