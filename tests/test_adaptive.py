@@ -12,7 +12,6 @@ from lret_runner.errors import ConfigError
 from lret_runner.noise import add_noise, build_noise_model
 from lret_runner.simulators import FdmSimulator, LretSimulator, compile_circuit, costs
 from lret_runner.simulators import lret as lret_module
-from lret_runner.simulators.dense import Fuser
 
 
 def depolarized(n: int, depth: int, level: float, seed: int = 5, placement: str = "moment"):
@@ -72,21 +71,6 @@ def test_a_dense_state_that_does_not_fit_keeps_the_factor(
 def test_representation_is_validated() -> None:
     with pytest.raises(ConfigError, match=r"simulator.representation='sparse' is invalid"):
         LretSimulator(representation="sparse")
-
-
-def test_fuser_plan_is_the_passes_it_makes() -> None:
-    """The cost model's dry run of the fuser records exactly the passes the real one makes."""
-    prog = compile_circuit(depolarized(5, 8, 0.01, placement="gate"))
-    rho = np.zeros((2,) * 10, dtype=np.complex128)
-    rho[(0,) * 10] = 1.0
-    real, plan = Fuser(rho, 5), Fuser(None, 5)
-    for moment in prog.moments:
-        for ins in moment:
-            real.apply(ins)
-            plan.apply(ins)
-    real.flush()
-    plan.flush()
-    assert real.applied == plan.applied and len(plan.applied) > 0
 
 
 def test_prediction_noiseless_stays_rank_one() -> None:

@@ -7,6 +7,9 @@ complex64."""
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import cirq
 import numpy as np
 import pytest
@@ -222,36 +225,23 @@ def test_lret_that_goes_dense_agrees_with_cirq(dtype: str) -> None:
 
 # ------------------------------------------------------------------ against Qiskit Aer
 def test_layered_depolarizing_circuit_agrees_with_aer() -> None:
-    """The benchmark's circuit (ry, rz, CNOT brick; Cirq's depolarize(p) and
-    depolarize(p, n_qubits=2) after every gate) against Aer's density matrix with a
-    NoiseModel (depolarizing_error(4p/3, 1), depolarizing_error(16p/15, 2)); Cirq's qubit i
-    is Qiskit's n - 1 - i."""
+    """The benchmark's circuits (benchmarks/bench_dense.py: ry, rz, CNOT brick; Cirq's
+    depolarize(p) and depolarize(p, n_qubits=2) after every gate) against Aer's density
+    matrix with its NoiseModel (depolarizing_error(4p/3, 1), depolarizing_error(16p/15, 2)),
+    as the benchmark runs it: what the benchmark times is the same density matrix."""
     pytest.importorskip("qiskit_aer")
-    from qiskit import QuantumCircuit
-    from qiskit_aer import AerSimulator
-    from qiskit_aer.noise import NoiseModel, depolarizing_error
+    bench = _bench_dense()
+    p = 0.02
+    theta = bench.angles(5, 3, 12)
+    seconds, aer = bench.aer_run(theta, p, explicit=False)
+    assert aer is not None
+    noisy = add_noise(bench.cirq_circuit(theta), build_noise_model("depolarizing", level=p))
+    assert np.abs(fdm_rho(noisy, 5) - aer).max() < EXACT
 
-    n, p, layers = 5, 0.02, 3
-    theta = np.random.default_rng(12).uniform(0, 2 * np.pi, size=(layers, 2, n))
-    q = cirq.LineQubit.range(n)
-    qc = QuantumCircuit(n)
-    moments = []
-    for layer in range(layers):
-        moments.append(cirq.Moment(cirq.ry(theta[layer, 0, i]).on(q[i]) for i in range(n)))
-        moments.append(cirq.Moment(cirq.rz(theta[layer, 1, i]).on(q[i]) for i in range(n)))
-        pairs = range(layer % 2, n - 1, 2)
-        moments.append(cirq.Moment(cirq.CNOT(q[i], q[i + 1]) for i in pairs))
-        for i in range(n):
-            qc.ry(theta[layer, 0, i], n - 1 - i)
-        for i in range(n):
-            qc.rz(theta[layer, 1, i], n - 1 - i)
-        for i in pairs:
-            qc.cx(n - 1 - i, n - 2 - i)
-    qc.save_density_matrix()
-    model = NoiseModel(basis_gates=["ry", "rz", "cx"])
-    model.add_all_qubit_quantum_error(depolarizing_error(4 * p / 3, 1), ["ry", "rz"])
-    model.add_all_qubit_quantum_error(depolarizing_error(16 * p / 15, 2), ["cx"])
-    result = AerSimulator(method="density_matrix", noise_model=model).run(qc).result()
-    aer = np.asarray(result.data()["density_matrix"])
-    noisy = add_noise(cirq.Circuit(moments), build_noise_model("depolarizing", level=p))
-    assert np.abs(fdm_rho(noisy, n) - aer).max() < EXACT
+
+def _bench_dense():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_dense.py"
+    spec = importlib.util.spec_from_file_location("bench_dense", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

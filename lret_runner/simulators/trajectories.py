@@ -51,6 +51,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -529,20 +530,20 @@ def _zero(n: int, dtype: Any) -> np.ndarray:
     return psi
 
 
-class _Kernel:
+class _Kernel(ABC):
     """Advances a state vector through moments [start, stop): sampling the channels
     (``noisy``), or without them (the error-free branch). ``psi`` None is |0...0>."""
 
     dtype: Any
     itemsize: int
 
+    @abstractmethod
     def advance(
         self, psi: np.ndarray | None, start: int, stop: int, noisy: bool = True
-    ) -> np.ndarray:
-        raise NotImplementedError
+    ) -> np.ndarray: ...
 
-    def describe(self, threads: int) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def describe(self, threads: int) -> str: ...
 
 
 class _NumpyKernel(_Kernel):
