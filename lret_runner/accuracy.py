@@ -19,6 +19,8 @@ from lret_runner.errors import check_range
 DEFAULT = 1e-3  # run.accuracy
 BOUND = "bound"  # a proven bound on the trace distance to the exact noisy state
 STATISTICAL = "statistical"  # the largest standard error of a reported figure
+# the standard-error key of the measured distribution: the largest over its outcomes
+PROBABILITIES_SE = "probabilities"
 
 
 def check(value: Any) -> float:

@@ -509,10 +509,21 @@ def build_noise_model(
     """
     name = check_choice("noise.name", name, NOISE_MODELS, NoiseError)
     given = {"level": level, "t1": t1, "t2": t2, "readout_error": readout_error}
-    device_keys = {"device": device, "scale": scale, "layout": layout, "idle": idle}
+    # keys one model owns: any other model refuses them, naming the owner
+    owned = {
+        "device": {"device": device, "scale": scale, "layout": layout, "idle": idle},
+        "sparse": {"channels": channels, "seed": seed},
+    }
+    for owner, keys in owned.items():
+        for key, value in keys.items():
+            if value is not None and name != owner:
+                raise NoiseError(
+                    f"noise.{key}={value!r} is invalid: only the {owner} model takes {key}, "
+                    f"not {name!r}"
+                )
     if name == "device":
         return _device_model(
-            device_keys,
+            owned["device"],
             {
                 **given,
                 "components": components or None,
@@ -521,12 +532,6 @@ def build_noise_model(
                 "gate_time_2q": None if gate_time_2q == 50e-9 else gate_time_2q,
             },
         )
-    for key, value in device_keys.items():
-        if value is not None:
-            raise NoiseError(
-                f"noise.{key}={value!r} is invalid: only the device model takes {key}, not {name!r}"
-            )
-    sparse_keys = {"channels": channels, "seed": seed}
     if name == "sparse":
         _refuse_unused("noise", name, {k: v for k, v in given.items() if v is not None})
         if components:
@@ -537,11 +542,6 @@ def build_noise_model(
             seed=0 if seed is None else seed,
             **({} if channels is None else {"channels": list(channels)}),
         )
-    for key, value in sparse_keys.items():
-        if value is not None:
-            raise NoiseError(
-                f"noise.{key}={value!r} is invalid: only the sparse model takes {key}, not {name!r}"
-            )
     if name == "composite":
         if not components:
             raise NoiseError("noise.components is empty: the composite model needs components")

@@ -16,7 +16,8 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from lret_runner.tracking.vocabulary import EXPVAL_PREFIX, METRICS, PROBABILITIES_SE, SECTIONS
+from lret_runner.accuracy import PROBABILITIES_SE
+from lret_runner.tracking.vocabulary import EXPVAL_PREFIX, METRICS, SECTIONS
 
 __all__ = [
     "BLOCKS",
@@ -243,8 +244,8 @@ def summary_sections(
             text += _standard_error(result, m.key)
         sections[m.section].append((m.label, text))
     sections["noise"] += _observables(result)
-    if _standard_error(result, PROBABILITIES_SE):
-        each = _standard_error(result, PROBABILITIES_SE)
+    each = _standard_error(result, PROBABILITIES_SE)
+    if each:
         sections["noise"].append(("measured probabilities", f"each{each} or less"))
     # how each reference was obtained, or why it was not
     sections["noise"].append(("reference", str(result.get("ideal_reference", "n/a"))))

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from lret_runner import metrics, tables
+from lret_runner.accuracy import PROBABILITIES_SE
 from lret_runner.circuits import layered
 from lret_runner.experiment import RunResult, prepare_circuit, simulate
 from lret_runner.noise import add_noise, build_noise_model
@@ -84,10 +85,10 @@ def assert_agree(
 ) -> None:
     result, probs = got
     errors = result.standard_errors
-    assert set(errors) == {*figures(result), V.PROBABILITIES_SE}
+    assert set(errors) == {*figures(result), PROBABILITIES_SE}
     for key, value in figures(result).items():
         assert abs(value - figures(exact[0])[key]) <= z * errors[key], key
-    assert np.abs(probs - exact[1]).max() <= z * errors[V.PROBABILITIES_SE]
+    assert np.abs(probs - exact[1]).max() <= z * errors[PROBABILITIES_SE]
     assert result.purity is None and result.exact_fidelity is None
 
 

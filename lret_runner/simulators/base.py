@@ -174,15 +174,12 @@ class EngineOutput:
     warnings: list[str] = field(default_factory=list)  # a budget that bound, a target missed
     # a sampling engine (trajectories, ``state`` is a metrics.Sampled): the figures it
     # estimated (the keys of metrics.PureFigures), the standard error of each, with
-    # PROBABILITIES_SE the largest over the measured outcomes' probabilities, the number of
+    # accuracy.PROBABILITIES_SE the largest over the measured outcomes' probabilities, the number of
     # trajectories, and how it ran (its kernel, the stratification)
     estimates: dict[str, float] = field(default_factory=dict)
     standard_errors: dict[str, float] = field(default_factory=dict)
     samples: int | None = None
     method: str | None = None
-
-
-PROBABILITIES_SE = "probabilities"  # standard_errors key: the measured distribution's largest
 
 
 class Engine(ABC):

@@ -59,11 +59,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from lret_runner import accuracy as contract
+from lret_runner.accuracy import PROBABILITIES_SE
 from lret_runner.errors import ConfigError, MemoryRefusal, check_choice, check_range
 from lret_runner.metrics import Sampled, marginal
 from lret_runner.simulators import base
 from lret_runner.simulators.base import (
-    PROBABILITIES_SE,
     CompiledCircuit,
     Engine,
     EngineOutput,

@@ -157,7 +157,6 @@ OBJECTIVE_PREFIX = "objective."  # + metric: the value an Optuna trial returned 
 # e.g. ideal_fidelity_se, expval_ZZ_se; probabilities_se: the largest over the measured
 # outcomes' probabilities (the key of RunResult.standard_errors is the metric's)
 SE_SUFFIX = "_se"
-PROBABILITIES_SE = "probabilities"  # as simulators.base.PROBABILITIES_SE (which cannot import this)
 
 
 def dense_spans(flags: list[bool]) -> list[list[int]]:
