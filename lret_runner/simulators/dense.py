@@ -215,16 +215,23 @@ def matmul_inplace(x: np.ndarray, m: np.ndarray, before: int, d: int, after: int
                 np.matmul(block, m, out=out)
             block[...] = out
 
+    in_threads(len(blocks), work, x.size >= _PARALLEL_MIN)
+
+
+def in_threads(tasks: int, work: Callable[[Callable[[], int]], None], parallel: bool) -> None:
+    """``work(take)`` in as many threads as BLAS is allowed (one when not ``parallel``), each
+    calling ``take()`` for its next task index until it returns ``tasks`` or more; every
+    product inside runs on one BLAS thread."""
     libs = _blas_libraries()
     allowed = [lib.num_threads for lib in libs]
-    workers = min([len(blocks), *allowed]) if x.size >= _PARALLEL_MIN else 1
+    workers = min([tasks, *allowed]) if parallel else 1
     for lib in libs:
         lib.set_num_threads(1)
     try:
         if workers <= 1:
             work(itertools.count().__next__)
             return
-        # the threads take the next chunk as they finish one: a thread slowed down by another
+        # the threads take the next task as they finish one: a thread slowed down by another
         # process on its core takes fewer
         counter, lock = itertools.count(), threading.Lock()
 

@@ -39,6 +39,11 @@ class Block:
     qubits: tuple[int, ...]
     matrix: np.ndarray
 
+    @property
+    def diagonal(self) -> bool:
+        """Whether the block only multiplies each basis state by a phase (Z, S, T, CZ, ...)."""
+        return np.count_nonzero(self.matrix - np.diag(np.diagonal(self.matrix))) == 0
+
 
 class GateFuser:
     """Gates in, blocks out (see the module docstring)."""
@@ -79,6 +84,11 @@ def embed(matrix: np.ndarray, qubits: tuple[int, ...], span: tuple[int, ...]) ->
     """``matrix`` on ``qubits`` as an operator on ``span`` (a superset), identity elsewhere."""
     if qubits == span:
         return matrix
+    if len(span) == 2:  # the common cases, without a contraction
+        if len(qubits) == 2:  # the pair in the other order
+            return matrix.reshape(2, 2, 2, 2).transpose(1, 0, 3, 2).reshape(4, 4)
+        identity = np.eye(2, dtype=matrix.dtype)
+        return np.kron(matrix, identity) if qubits[0] == span[0] else np.kron(identity, matrix)
     k = len(span)
     identity = np.eye(2**k, dtype=matrix.dtype).reshape((2,) * k + (2**k,))
     positions = tuple(span.index(q) for q in qubits)
@@ -99,9 +109,7 @@ def apply_block(
     matrix, qubits)`` applies a matrix without structure."""
     m = block.matrix
     qubits = block.qubits
-    off = m.copy()
-    np.fill_diagonal(off, 0)
-    if not off.any():  # diagonal: in place
+    if block.diagonal:  # in place
         shape = [2 if a in qubits else 1 for a in range(state.ndim)]
         state *= np.diagonal(m).reshape(shape)
         return state, spare

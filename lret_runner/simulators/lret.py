@@ -59,7 +59,7 @@ from lret_runner import accuracy as contract
 from lret_runner.errors import MemoryRefusal, check_choice, check_range
 from lret_runner.metrics import Dense, LowRank, State, apply_local
 from lret_runner.metrics import rank as rank_of
-from lret_runner.simulators import base, costs
+from lret_runner.simulators import base, costs, kernel
 from lret_runner.simulators.base import (
     CompiledCircuit,
     Engine,
@@ -70,7 +70,7 @@ from lret_runner.simulators.base import (
     dense_bytes,
 )
 from lret_runner.simulators.dense import RANK_MAX_QUBITS, Fuser
-from lret_runner.simulators.fusion import Block, GateFuser, apply_block
+from lret_runner.simulators.fusion import Block, GateFuser
 
 log = logging.getLogger(__name__)
 
@@ -396,7 +396,7 @@ class LretSimulator(Engine):
             spare = None
         for block in blocks:
             self._ensure(factor.nbytes, factor.ndim - 1, factor.shape[-1])
-            factor, spare = apply_block(factor, block, spare, apply_blocked)
+            factor, spare = kernel.apply(factor, block, spare, apply_blocked)
         return factor, spare
 
     def _goes_dense(self, factor: np.ndarray, ins: Instruction) -> bool:
