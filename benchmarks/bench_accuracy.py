@@ -8,8 +8,13 @@ would (``prepare_circuit``, the engine's defaults, ``accuracy=A``) and simulates
 - **fdm**, the exact density matrix (where it fits in memory: the reference);
 - **lret** at its default, spending the accuracy over its truncations;
 - **auto**, the engine it chooses (its choice, then that engine's run);
-- **trajectories** where the engine exists (``simulator=trajectories``), to the same
-  accuracy as a standard error.
+- **trajectories** when asked (``--engines fdm lret auto trajectories``), to the same
+  accuracy as a standard error (at 1e-3 it needs about 10^5 trajectories: slow).
+
+Families: ``sparse_family`` (the upstream LRET benchmark's generator, as in
+``bench_lret.py``, 2n layers), ``random`` brickwork, ``layered``, ``qft``, ``ghz``, ``qaoa``
+(p = 2 on a random 3-regular-like graph) and ``ising`` (Trotterised transverse-field Ising,
+n steps).
 
 Per engine: seconds (wall, median over ``--repeats``), the accuracy achieved as the run
 reports it (``accuracy.achieved``: lret's truncation bound, or the largest standard error),
@@ -28,6 +33,8 @@ many weak error branches), ``sparse`` (rare errors at random locations, the regi
 built for) and ``device`` (fake_manila's calibrated noise, on the first n <= 5 qubits).
 
     python benchmarks/bench_accuracy.py --quick            # n = 6, 8: ~1 min
+    python benchmarks/bench_accuracy.py --families sparse_family random qft ghz qaoa ising \
+        --noises depolarizing amplitude_damping sparse --levels 1e-4 1e-2   # the README's table
     python benchmarks/bench_accuracy.py                    # n = 8, 10, 12: ~30-60 min
     python benchmarks/bench_accuracy.py --sizes 14 16 20 --noises sparse --families random
 """
@@ -43,6 +50,7 @@ from dataclasses import dataclass, field
 
 import cirq
 import numpy as np
+from bench_lret import sparse_family
 from threadpoolctl import threadpool_limits
 
 from lret_runner import metrics
@@ -50,15 +58,31 @@ from lret_runner.circuits import ghz, layered, qaoa, qft, random_circuit
 from lret_runner.errors import MemoryRefusal
 from lret_runner.experiment import prepare_circuit, simulate
 from lret_runner.noise import add_noise, build_noise_model
-from lret_runner.simulators import ENGINES
 from lret_runner.simulators.threads import default_threads
 
+
+def ising(n: int, steps: int, dt: float = 0.1) -> cirq.Circuit:
+    """Trotterised transverse-field Ising evolution (J = h = 1) of |0...0>: per step,
+    exp(-i J dt Z_i Z_i+1) on the chain, then exp(-i h dt X_i) on every qubit."""
+    qubits = cirq.LineQubit.range(n)
+    zz = cirq.ZZPowGate(exponent=2 * dt / np.pi)
+    circuit = cirq.Circuit()
+    for _ in range(steps):
+        circuit.append(zz.on(a, b) for a, b in zip(qubits[::2], qubits[1::2], strict=False))
+        circuit.append(zz.on(a, b) for a, b in zip(qubits[1::2], qubits[2::2], strict=False))
+        circuit.append(cirq.rx(2 * dt).on(q) for q in qubits)
+    circuit.append(cirq.measure(*qubits, key="m"))
+    return circuit
+
+
 FAMILIES: dict[str, Callable[[int, int], cirq.Circuit]] = {
+    "sparse_family": lambda n, seed: sparse_family(n, 2 * n, seed),
     "random": lambda n, seed: random_circuit(n_qubits=n, depth=2 * n, seed=seed, measure=True),
     "layered": lambda n, seed: layered(n_qubits=n, layers=n, seed=seed, measure=True),
     "qft": lambda n, seed: qft(n_qubits=n, input_state=seed % 2**n, measure=True),
     "ghz": lambda n, seed: ghz(n_qubits=n, measure=True),
     "qaoa": lambda n, seed: qaoa(n_qubits=n, p=2, seed=seed, measure=True),
+    "ising": lambda n, seed: ising(n, n),
 }
 NOISES = ("depolarizing", "amplitude_damping", "sparse", "device")
 AUTO_TARGET = 1.5  # auto within this factor of the fastest engine that met the accuracy
@@ -80,6 +104,7 @@ class Result:
     met: bool | None = None  # what the run reports (accuracy.met)
     distance: float | None = None  # measured against fdm's exact state
     engine: str = ""  # what ran (auto: its choice)
+    rank: int | None = None  # lret: the largest rank it held (2^n while dense)
     statistical: bool = False  # distance: the largest probability error (a sampled state)
     note: str = ""
 
@@ -91,13 +116,23 @@ class Case:
     results: dict[str, Result] = field(default_factory=dict)
 
 
-def run(circuit: cirq.Circuit, engine: str, accuracy: float, repeats: int, seed: int):
-    """The median seconds of ``repeats`` runs and the last run's (result, output)."""
+class Capped(Exception):
+    """A run stopped at the benchmark's time cap."""
+
+
+def run(circuit: cirq.Circuit, engine: str, accuracy: float, repeats: int, seed: int, cap: float):
+    """The median seconds of ``repeats`` runs and the last run's (result, output); a run that
+    passes ``cap`` seconds is stopped (:class:`Capped`) at its next moment."""
     times, last = [], None
     for _ in range(repeats):
         prepared = prepare_circuit(circuit, simulator=engine, accuracy=accuracy, seed=seed)
         start = time.perf_counter()
-        last = simulate(prepared)
+
+        def progress(done: int, total: int, start: float = start) -> None:
+            if time.perf_counter() - start > cap:
+                raise Capped
+
+        last = simulate(prepared, progress)
         times.append(time.perf_counter() - start)
     return statistics.median(times), last
 
@@ -106,12 +141,18 @@ def measure(case: Case, circuit: cirq.Circuit, engines: list[str], args) -> None
     exact = None
     for engine in engines:
         try:
-            seconds, (result, out) = run(circuit, engine, case.accuracy, args.repeats, args.seed)
+            seconds, (result, out) = run(
+                circuit, engine, case.accuracy, args.repeats, args.seed, args.cap
+            )
         except MemoryRefusal:
             case.results[engine] = Result(None, note="refused")
             continue
+        except Capped:
+            case.results[engine] = Result(None, note=f">{args.cap:g}s")
+            continue
         acc = result.accuracy or {}
         r = Result(seconds, acc.get("achieved"), acc.get("met"), engine=result.backend_used)
+        r.rank = result.largest_rank
         if engine == "fdm":
             exact = out.state
         elif exact is not None:
@@ -136,7 +177,21 @@ def cell(r: Result | None, accuracy: float) -> str:
         flags += " miss"
     dist = "" if r.distance is None else f" d={r.distance:.1e}"
     ach = "" if r.achieved is None else f" a={r.achieved:.1e}"
-    return f"{r.seconds:.3g}s{ach}{dist}{flags}"
+    rank = "" if r.rank is None or r.engine != "lret" else f" r={r.rank}"
+    return f"{r.seconds:.3g}s{rank}{ach}{dist}{flags}"
+
+
+def fastest(case: Case) -> tuple[str, float] | None:
+    """The fastest engine with a proven bound that met the accuracy, and its seconds."""
+    met = [
+        (r.seconds, e)
+        for e in ("fdm", "lret")
+        if (r := case.results.get(e)) and r.seconds is not None and r.met
+    ]
+    if not met:
+        return None
+    seconds, engine = min(met)
+    return engine, seconds
 
 
 def main() -> None:
@@ -147,15 +202,19 @@ def main() -> None:
     parser.add_argument("--levels", nargs="+", type=float, default=[1e-4, 1e-3, 1e-2])
     parser.add_argument("--accuracies", nargs="+", type=float, default=[1e-2, 1e-3])
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--cap", type=float, default=60.0, help="seconds; a run is stopped")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--engines", nargs="+", default=None, help="default: fdm lret auto")
     parser.add_argument("--quick", action="store_true", help="n = 6, 8; two families")
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.families, args.levels = [6, 8], ["random", "layered"], [1e-3, 1e-2]
     threads = args.threads or default_threads()
-    engines = ["fdm", "lret", "auto"] + (["trajectories"] if "trajectories" in ENGINES else [])
-    print(f"# threads {threads}; engines {', '.join(engines)}; seed {args.seed}")
+    engines = args.engines or ["fdm", "lret", "auto"]
+    print(f"# threads {threads}; engines {', '.join(engines)}; seed {args.seed}\n")
+    print("| case | accuracy | " + " | ".join(engines) + " | auto chose | fastest | auto/fastest |")
+    print("|---" * (len(engines) + 5) + "|")
     cases: list[Case] = []
     with threadpool_limits(limits=threads, user_api="blas"):
         grid = itertools.product(
@@ -168,28 +227,32 @@ def main() -> None:
             case = Case(f"{family} {noise} n={n} p={p:g}", accuracy)
             measure(case, circuit, engines, args)
             cases.append(case)
+            best = fastest(case)
+            auto = case.results.get("auto")
+            ratio = (
+                f"{auto.seconds / best[1]:.2f}"
+                if best and auto is not None and auto.seconds is not None
+                else "-"
+            )
             print(
-                f"{case.label:42s} acc={accuracy:g}  "
-                + "  ".join(f"{e}: {cell(case.results.get(e), accuracy)}" for e in engines)
-                + f"  (auto -> {case.results['auto'].engine})",
+                f"| {case.label} | {accuracy:g} | "
+                + " | ".join(cell(case.results.get(e), accuracy) for e in engines)
+                + f" | {auto.engine if auto else '-'} | {best[0] if best else '-'} | {ratio} |",
                 flush=True,
             )
     validate(cases)
 
 
 def validate(cases: list[Case]) -> None:
-    """auto's time over the fastest engine with a proven bound that met the accuracy."""
+    """auto's time over the fastest engine with a proven bound that met the accuracy (a run
+    of auto stopped at the cap counts as a miss)."""
     ratios = []
     for case in cases:
-        met = [
-            r.seconds
-            for e in ("fdm", "lret")
-            if (r := case.results.get(e)) and r.seconds is not None and r.met
-        ]
+        best = fastest(case)
         auto = case.results.get("auto")
-        if not met or auto is None or auto.seconds is None or "fdm" not in case.results:
+        if best is None or auto is None or "fdm" not in case.results:
             continue
-        ratios.append(auto.seconds / min(met))
+        ratios.append(auto.seconds / best[1] if auto.seconds is not None else float("inf"))
     if not ratios:
         return
     within = np.mean([x <= AUTO_TARGET for x in ratios])

@@ -158,7 +158,6 @@ def main() -> None:
     import cirq
 
     from lret_runner.noise import add_noise, build_noise_model
-
     from lret_runner.simulators import kernel
 
     for dtype in (np.complex128, np.complex64):  # compiled once per machine, not in a timing

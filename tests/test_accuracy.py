@@ -41,7 +41,10 @@ def exact_distance(result_state, circuit) -> float:
 
 def test_the_default_lret_run_meets_the_accuracy_at_low_noise() -> None:
     circuit = low_noise()
-    result, out = simulate(prepare_circuit(circuit, accuracy=1e-3))
+    # at n = 8 a dense rho is the cheaper representation from the first channel on (and
+    # exact): the factor, where the accuracy is spent, is what is checked here
+    factor = {"representation": "factor"}
+    result, out = simulate(prepare_circuit(circuit, accuracy=1e-3, simulator_params=factor))
     distance = exact_distance(out.state, circuit)
     assert out.truncation_error <= 1e-3
     assert distance <= out.truncation_error + 1e-9  # the bound holds
@@ -54,7 +57,9 @@ def test_the_default_lret_run_meets_the_accuracy_at_low_noise() -> None:
     assert out.final_rank > 1  # the noise is kept, not dropped
     # the old default, a per-truncation threshold of 1e-4, drops every error branch here:
     # it returns the noiseless state, about 0.016 from the exact one, and says so
-    loose, loose_out = simulate(prepare_circuit(circuit, simulator_params={"rank_threshold": 1e-4}))
+    loose, loose_out = simulate(
+        prepare_circuit(circuit, simulator_params={**factor, "rank_threshold": 1e-4})
+    )
     assert loose_out.final_rank == 1
     assert exact_distance(loose_out.state, circuit) > 1e-2
     assert loose.accuracy["met"] is False and loose.accuracy["achieved"] > 1e-2
@@ -80,7 +85,7 @@ def test_exact_engines_meet_any_accuracy(engine: str) -> None:
 
 def test_auto_refuses_an_override_predicted_to_miss_the_accuracy() -> None:
     circuit = low_noise()
-    loose = {"rank_threshold": 1e-4}
+    loose = {"rank_threshold": 1e-4, "representation": "factor"}
     result, _ = simulate(prepare_circuit(circuit, simulator="auto", simulator_params=loose))
     assert result.backend_used == "fdm"
     assert "more than run.accuracy=0.001" in result.backend_reason
@@ -109,13 +114,14 @@ def _text(table) -> str:
 
 def test_a_missed_accuracy_is_the_first_line_of_the_summary() -> None:
     circuit = low_noise()
-    loose, _ = simulate(prepare_circuit(circuit, simulator_params={"rank_threshold": 1e-4}))
+    loose_factor = {"rank_threshold": 1e-4, "representation": "factor"}
+    loose, _ = simulate(prepare_circuit(circuit, simulator_params=loose_factor))
     lines = [
         line for line in _text(tables.metrics_table(loose.to_dict())).splitlines() if "│" in line
     ]
     assert "accuracy" in lines[0] and "NOT MET" in lines[0]
     assert "run.accuracy=0.001" in _text(tables.metrics_table(loose.to_dict()))
-    met, _ = simulate(prepare_circuit(circuit))
+    met, _ = simulate(prepare_circuit(circuit, simulator_params={"representation": "factor"}))
     text = _text(tables.metrics_table(met.to_dict()))
     assert "NOT MET" not in text and "met: the trace distance" in text
 

@@ -1,6 +1,6 @@
 """A cost model of the engines: seconds per operation, and a prediction for a whole circuit.
 
-LRET uses it to decide, channel by channel, whether its factor or a dense matrix is the
+LRET uses it to decide, moment by moment, whether its factor or a dense matrix is the
 cheaper representation; ``auto`` uses the whole-circuit prediction to pick an engine.
 
 The constants are seconds on one core of the development machine (measured with
@@ -34,15 +34,13 @@ if TYPE_CHECKING:
 
 # an eigendecomposition of a Hermitian m x m matrix: c3 m^3 + c2 m^2 + c0 seconds
 _EIG = (3.5e-10, 6e-8, 2e-5)
-# one complex multiply-add in a large matrix product
-_MAC = 1.0e-10
+# one complex multiply-add in LRET's products over its factor (a channel's local Gram matrix
+# and kept columns, rho = L L^dagger): measured on one core at n = 12, ranks 16-128
+_MAC = 4.5e-10
 # fixed Python/NumPy overhead of one LRET operation on the factor
 _FACTOR_OP = 2e-4
-# one pass over a complex rho of a d x d-local superoperator or Kraus sandwich (LRET's
-# channel on the N x N side): N^2 (c0 + c1 d^2) seconds. It is also the dense cost LRET's
-# switch weighs against the factor (``dense_cheaper``), as measured for the complex
-# superoperator kernel fdm had before; the Pauli-basis fuser's passes are 3-5x cheaper
-# (``_PAULI_PASS``), but pricing the switch with them moves it to rank 1 at n = 8.
+# one pass over a complex rho of a d x d-local Kraus sandwich (LRET's channel on the N x N
+# side, ``_channel_dense``): N^2 (c0 + c1 d^2) seconds
 _DENSE = (6e-9, 3e-10)
 # one pass of the dense fuser (simulators/dense.py) over rho's N^2 real Pauli coefficients
 # with a transfer matrix on k qubits (4^k multiply-adds per coefficient):
@@ -70,7 +68,7 @@ def eig_seconds(m: int) -> float:
 
 
 def factor_gate_seconds(dim: int, rank: int, d: int) -> float:
-    return _MAC * dim * rank * d + _FACTOR_OP / 4
+    return _MAC * dim * rank * d + _FACTOR_OP / 2
 
 
 def factor_channel_seconds(dim: int, rank: int, kraus: int, d: int) -> float:
@@ -89,14 +87,20 @@ def dense_pass_seconds(dim: int, d: int) -> float:
     return dim * dim * (c0 + c1 * d * d)
 
 
+def pauli_pass_seconds(dim: int, k: int) -> float:
+    """One pass of the dense fuser with a transfer matrix on ``k`` qubits."""
+    c0, c1, c2 = _PAULI_PASS
+    return dim * dim * (c0 + c1 * 4**k) + c2
+
+
 def passes_seconds(dim: int, passes: list[Pass]) -> float:
     """The passes a :class:`~lret_runner.simulators.dense.Fuser` made (``applied``)."""
-    c0, c1, c2 = _PAULI_PASS
+    c0 = _PAULI_PASS[0]
     entries = dim * dim
     total = 0.0
     for p in passes:
         if p.kind == "ptm":
-            total += entries * (c0 + c1 * 4 ** len(p.qubits)) + c2
+            total += pauli_pass_seconds(dim, len(p.qubits))
         elif p.kind == "move":
             total += entries * c0 * _PAULI_MOVE
         elif p.kind == "basis":
@@ -113,15 +117,41 @@ def to_dense_seconds(dim: int, rank: int) -> float:
     return _MAC * dim * dim * rank
 
 
-def dense_cheaper(dim: int, rank: int, ins: Instruction, margin: float = 1.0) -> bool:
-    """Whether the channel ``ins`` costs more on a rank-``rank`` factor than ``margin`` times
-    its cost on a dense rho. Below ``DENSE_MIN_QUBITS`` the factor is always kept: every
-    operation takes microseconds there, and the factor's ranks stay visible."""
-    if dim < 2**DENSE_MIN_QUBITS:
+def factor_seconds(dim: int, rank: int, moments: list[list[Instruction]]) -> float:
+    """Moments' gates and channels on a rank-``rank`` factor (the rank held fixed)."""
+    total = 0.0
+    for moment in moments:
+        for ins in moment:
+            d = 2 ** len(ins.targets)
+            if ins.is_channel:
+                total += factor_channel_seconds(dim, rank, len(ins.kraus), d)
+            else:
+                total += factor_gate_seconds(dim, rank, d)
+    return total
+
+
+def mean_ahead(seconds: list[float]) -> list[float]:
+    """For each moment, the mean of ``seconds`` from it to the end: what a dense moment costs
+    from there on (the fuser defers passes, so a moment's own share can be 0 or several)."""
+    out, total = [0.0] * len(seconds), 0.0
+    for i in range(len(seconds) - 1, -1, -1):
+        total += seconds[i]
+        out[i] = total / (len(seconds) - i)
+    return out
+
+
+def dense_cheaper(dim: int, rank: int, moment: list[Instruction], dense_seconds: float) -> bool:
+    """Whether a moment with noise costs more on a rank-``rank`` factor than
+    ``dense_seconds``, a moment's cost on a dense rho (the mean of the dense fuser's passes
+    over the moments ahead, :func:`mean_ahead`). The moment as a whole is weighed: the dense
+    fuser applies a gate and the noise after it in one pass, while on the factor the gates are
+    cheap and
+    every channel costs a Gram matrix and an eigenproblem. Below ``DENSE_MIN_QUBITS`` the
+    factor is always kept: every operation takes microseconds there, and the factor's ranks
+    stay visible."""
+    if dim < 2**DENSE_MIN_QUBITS or not any(ins.is_channel for ins in moment):
         return False
-    d = 2 ** len(ins.targets)
-    factor = factor_channel_seconds(dim, rank, len(ins.kraus), d)
-    return factor > margin * dense_pass_seconds(dim, d)
+    return factor_seconds(dim, rank, [moment]) > dense_seconds
 
 
 def channel_probabilities(ins: Instruction) -> np.ndarray:
@@ -165,12 +195,15 @@ def predict(
     max_rank: int | None = None,
     dense_allowed: bool = True,
     final_rank_qubits: int = 0,
+    dense_seconds: list[float] | None = None,
 ) -> Prediction:
     """Predict both engines on ``prog``. ``dense_allowed``: LRET may continue dense (it fits
     and the representation is adaptive). ``final_rank_qubits``: up to this n, both engines
-    diagonalise a dense final state for its rank (2^n x 2^n)."""
+    diagonalise a dense final state for its rank (2^n x 2^n). ``dense_seconds``: the
+    moments' dense costs (:func:`dense_moment_seconds`), when already known."""
     dim = 2**prog.n_qubits
-    dense = dense_moment_seconds(prog)
+    dense = dense_seconds if dense_seconds is not None else dense_moment_seconds(prog)
+    ahead = mean_ahead(dense)
     final = eig_seconds(dim) if prog.n_qubits <= final_rank_qubits else 0.0
     weights = np.ones(1)
     lret, top, error = 0.0, 1, 0.0
@@ -184,7 +217,7 @@ def predict(
                 if len(ins.targets) > 1:  # entangles: later errors are new branches
                     segments = {t for t in segments if not set(t) & set(ins.targets)}
                 continue
-            if dense_allowed and dense_cheaper(dim, rank, ins):
+            if dense_allowed and dense_cheaper(dim, rank, moment, ahead[index]):
                 lret += to_dense_seconds(dim, rank) + sum(dense[index:]) + final
                 return Prediction(sum(dense) + final, lret, top, index, error)
             lret += factor_channel_seconds(dim, rank, len(ins.kraus), d)

@@ -16,14 +16,16 @@
 changes rho by exactly its discarded weight in trace distance, channels and gates
 never increase it, and the triangle inequality sums the steps.
 
-Adaptive representation: once the rank is so high that a channel costs more on the factor
-(a (k r) x (k r) eigenproblem, d N r^2 products) than one pass over a dense N x N rho
-(:mod:`lret_runner.simulators.costs`), and the dense matrix fits in memory, the engine
+Adaptive representation: once the rank is so high that a moment with noise costs more on the
+factor (per channel a (k r) x (k r) eigenproblem and d N r^2 products, per gate a pass over
+L) than on a dense N x N rho (the passes fdm's fuser makes for it,
+:mod:`lret_runner.simulators.costs`), and the dense matrix fits in memory, the engine
 forms rho = L L^dagger and continues exactly, as fdm does (no truncation, so nothing is
 added to ``truncation_error``). Every so often (after dense work worth 8 N x N
 eigendecompositions, twice as long after each try that stays dense; only up to n = 10,
 where one eigendecomposition takes under a second) it truncates rho with the same rule and
-returns to the factor when the kept rank makes the factor at least twice as cheap; that
+returns to the factor when the kept rank makes the rest of the circuit at least twice as
+cheap on the factor as dense; that
 truncation's discarded weight is added to ``truncation_error`` like any other.
 ``representation_switches`` lists the switches; ``rank_history`` holds 2^n while dense.
 ``representation=factor`` keeps the factor throughout.
@@ -221,7 +223,7 @@ class LretSimulator(Engine):
                 f"Use a circuit with fewer qubits{half}"
             )
 
-    def _start(self, prog: CompiledCircuit) -> _Budget:
+    def _start(self, prog: CompiledCircuit, dense_seconds: list[float]) -> _Budget:
         """The run's truncation budget (the rank cap the memory budget allows), and a warning,
         before anything runs, when ``accuracy`` is predicted to be missed: a rank the memory
         budget does not allow, a ``rank_threshold`` that drops more than ``accuracy`` in all,
@@ -240,6 +242,7 @@ class LretSimulator(Engine):
             rank_threshold=self.step_threshold(prog),
             max_rank=self.max_rank,
             dense_allowed=dense,
+            dense_seconds=dense_seconds,
         )
         asked = f"run.accuracy={self.accuracy:g}"
         if pred.lret_dense_from is None and pred.lret_rank > cap:
@@ -292,7 +295,11 @@ class LretSimulator(Engine):
         n = prog.n_qubits
         dim = 2**n
         self.check_memory(prog)
-        self._budget = plan = self._start(prog)
+        # each moment's cost on a dense rho, and a dense moment's mean cost from each moment on
+        # (what the factor's cost of a moment is weighed against)
+        dense_seconds = costs.dense_moment_seconds(prog)
+        ahead = costs.mean_ahead(dense_seconds)
+        self._budget = plan = self._start(prog, dense_seconds)
         factor = np.zeros((2,) * n + (1,), dtype=self.dtype)
         factor[(0,) * n + (0,)] = 1.0
         error = 0.0
@@ -305,15 +312,17 @@ class LretSimulator(Engine):
         # gates wait in blocks (simulators/fusion.py) until a channel on their qubits, the
         # switch to dense or the end; applying one may need a spare factor
         gates, spare = GateFuser(), None
-        channel: Instruction | None = None  # the last channel (the cost of the next one)
         for done, moment in enumerate(prog.moments, start=1):
-            plan.moment = done - 1
+            plan.moment = index = done - 1
             for ins in moment:
                 if ins.is_channel:
-                    channel = ins
                     plan.before_channel(error)
-                if dense is None and ins.is_channel and self._goes_dense(factor, ins):
-                    switches.append({"moment": done - 1, "to": "dense", "rank": factor.shape[-1]})
+                if (
+                    dense is None
+                    and ins.is_channel
+                    and self._goes_dense(factor, moment, ahead[index])
+                ):
+                    switches.append({"moment": index, "to": "dense", "rank": factor.shape[-1]})
                     factor, spare = self._apply(factor, gates.release(), spare)
                     dense = Fuser(_to_dense(factor), n)
                     spare = None
@@ -348,11 +357,11 @@ class LretSimulator(Engine):
                     error += discarded
             if (
                 dense is not None
-                and channel is not None
+                and done < len(prog.moments)
                 and n <= _RETURN_MAX_QUBITS
                 and spent >= wait
             ):
-                back = self._back_to_factor(dense, channel)
+                back = self._back_to_factor(dense, prog.moments[done:], sum(dense_seconds[done:]))
                 if back is None:  # still cheaper dense: try again after twice the work
                     spent, wait = 0.0, 2 * wait
                 else:
@@ -399,28 +408,29 @@ class LretSimulator(Engine):
             factor, spare = kernel.apply(factor, block, spare, apply_blocked)
         return factor, spare
 
-    def _goes_dense(self, factor: np.ndarray, ins: Instruction) -> bool:
-        """Whether to continue dense from this channel: adaptive, cheaper, and it fits in the
-        memory budget and in free memory."""
+    def _goes_dense(self, factor: np.ndarray, moment: list[Instruction], seconds: float) -> bool:
+        """Whether to continue dense from the next channel of ``moment``: adaptive, the moment
+        is cheaper dense at the rank L has now (``seconds``: a dense moment's cost), and it
+        fits in the memory budget and in free memory."""
         n = factor.ndim - 1
         return (
             self.representation == "adaptive"
-            and costs.dense_cheaper(2**n, factor.shape[-1], ins)
+            and costs.dense_cheaper(2**n, factor.shape[-1], moment, seconds)
             and dense_bytes(n, self.dtype, DENSE_WORKING_FACTOR)
             <= min(self._budget.budget_bytes, base.available_bytes())
         )
 
     def _back_to_factor(
-        self, dense: Fuser, channel: Instruction
+        self, dense: Fuser, moments: list[list[Instruction]], seconds: float
     ) -> tuple[np.ndarray, float] | None:
         """Truncate the dense state; the factor of what is kept, and the weight discarded, when
-        the kept rank makes a channel like ``channel`` at most half as costly as dense
-        (None, and the dense state untouched, otherwise)."""
+        the kept rank makes the ``moments`` ahead (``seconds`` dense) at most half as costly
+        on the factor (None, and the dense state untouched, otherwise)."""
         rho = dense.flush()
         n = dense.n
         dim = 2**n
         w, v, discarded = self._keep(rho.reshape(dim, dim), dim)
-        if costs.dense_cheaper(dim, len(w), channel, margin=0.5):
+        if costs.factor_seconds(dim, len(w), moments) > 0.5 * seconds:
             return None
         factor = v * np.sqrt(w / w.sum())
         return factor.reshape((2,) * n + (len(w),)), discarded
