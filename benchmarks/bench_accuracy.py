@@ -111,9 +111,16 @@ class Result:
 
 @dataclass
 class Case:
-    label: str
+    family: str
+    noise: str
+    n: int
+    p: float
     accuracy: float
     results: dict[str, Result] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"{self.family} {self.noise} n={self.n} p={self.p:g}"
 
 
 class Capped(Exception):
@@ -206,6 +213,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--engines", nargs="+", default=None, help="default: fdm lret auto")
+    parser.add_argument("--plot", default=None, help="write the summary plot (PNG) here")
     parser.add_argument("--quick", action="store_true", help="n = 6, 8; two families")
     args = parser.parse_args()
     if args.quick:
@@ -224,7 +232,7 @@ def main() -> None:
             if noise == "device" and n > 5:  # fake_manila has five qubits
                 continue
             circuit = add_noise(FAMILIES[family](n, args.seed), noise_model(noise, p, args.seed))
-            case = Case(f"{family} {noise} n={n} p={p:g}", accuracy)
+            case = Case(family, noise, n, p, accuracy)
             measure(case, circuit, engines, args)
             cases.append(case)
             best = fastest(case)
@@ -241,6 +249,69 @@ def main() -> None:
                 flush=True,
             )
     validate(cases)
+    if args.plot:
+        plot(cases, args.plot)
+
+
+def plot(cases: list[Case], path: str) -> None:
+    """Seconds against n, one panel per noise model and accuracy: per family and noise level,
+    the fastest engine with a proven bound that met the accuracy (its marker says which)."""
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    noises = sorted({c.noise for c in cases})
+    accuracies = sorted({c.accuracy for c in cases}, reverse=True)
+    fig, axes = plt.subplots(
+        len(accuracies),
+        len(noises),
+        figsize=(4.2 * len(noises), 3.6 * len(accuracies)),
+        squeeze=False,
+        sharey=True,
+    )
+    markers = {"fdm": "s", "lret": "o"}
+    colors = dict(zip(sorted({c.family for c in cases}), plt.cm.tab10.colors, strict=False))
+    for (i, accuracy), (j, noise) in itertools.product(enumerate(accuracies), enumerate(noises)):
+        ax = axes[i][j]
+        for family, color in colors.items():
+            for p, style in ((min(c.p for c in cases), ":"), (max(c.p for c in cases), "-")):
+                mine = sorted(
+                    (
+                        c
+                        for c in cases
+                        if (c.family, c.noise, c.accuracy, c.p) == (family, noise, accuracy, p)
+                    ),
+                    key=lambda c: c.n,
+                )
+                points = [(c.n, fastest(c)) for c in mine if fastest(c)]
+                if not points:
+                    continue
+                ax.plot(
+                    [x for x, _ in points],
+                    [b[1] for _, b in points],
+                    style,
+                    color=color,
+                    label=f"{family}, p={p:g}",
+                )
+                for x, (engine, seconds) in points:
+                    ax.plot(x, seconds, markers[engine], color=color, fillstyle="none")
+        ax.set_yscale("log")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.set_title(f"{noise}, run.accuracy={accuracy:g}", fontsize=9)
+        ax.set_xlabel("qubits")
+        if j == 0:
+            ax.set_ylabel("seconds of the fastest engine\nthat met the accuracy")
+    axes[0][-1].legend(fontsize=6, loc="upper left")
+    fig.suptitle(
+        "Fastest engine with a proven bound meeting run.accuracy (square: fdm, circle: lret);"
+        " solid: highest p, dotted: lowest",
+        fontsize=9,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"plot: {path}")
 
 
 def validate(cases: list[Case]) -> None:
