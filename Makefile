@@ -98,6 +98,7 @@ bench: venv
 	$(PY) benchmarks/bench_engines.py --large 20
 	$(PY) benchmarks/bench_dense.py
 	$(PY) benchmarks/bench_accuracy.py
+	$(PY) benchmarks/bench_lret.py --baseline 12049ae
 	$(PY) benchmarks/bench_overhead.py
 	$(PY) benchmarks/bench_sweep.py
 	$(PY) benchmarks/bench_threads.py

@@ -55,7 +55,7 @@ from threadpoolctl import threadpool_limits
 
 from lret_runner import metrics
 from lret_runner.circuits import ghz, layered, qaoa, qft, random_circuit
-from lret_runner.errors import MemoryRefusal
+from lret_runner.errors import MemoryRefusal, NoiseError
 from lret_runner.experiment import prepare_circuit, simulate
 from lret_runner.noise import add_noise, build_noise_model
 from lret_runner.simulators.threads import default_threads
@@ -231,7 +231,13 @@ def main() -> None:
         for family, noise, n, p, accuracy in grid:
             if noise == "device" and n > 5:  # fake_manila has five qubits
                 continue
-            circuit = add_noise(FAMILIES[family](n, args.seed), noise_model(noise, p, args.seed))
+            try:
+                circuit = add_noise(
+                    FAMILIES[family](n, args.seed), noise_model(noise, p, args.seed)
+                )
+            except NoiseError as exc:  # a two-qubit gate off the device's coupled pairs
+                print(f"| {family} {noise} n={n} p={p:g} | skipped: {str(exc)[:90]}... |")
+                continue
             case = Case(family, noise, n, p, accuracy)
             measure(case, circuit, engines, args)
             cases.append(case)

@@ -5,10 +5,10 @@ NumPy applies a k-qubit matrix to L (2^n x r) with ``tensordot``: a transposing 
 the product into a new array, and a copy back into qubit order, about three passes over L
 and an allocation per block. This kernel (numba, compiled once per machine and cached on
 disk) reads, for each setting of the other qubits, the 2^k entries a block mixes and writes
-them back mixed: one pass, in place, shared among the run's threads. Measured at n = 20,
-one thread: a two-qubit block on rank 2 takes 11 ms against NumPy's 13-23 ms, on rank 9
-50 ms against 51-60 ms... and one in-place pass over L (``L *= c``) takes 3.7 ms and 20 ms
-(``benchmarks/bench_lret.py`` times whole runs).
+them back mixed: one pass, in place, shared among the run's threads. Measured at n = 20 on
+one thread, a random two-qubit block on qubits (0, 1), (3, 17) or (18, 19): rank 2, 8-9 ms
+against NumPy's 19-64 ms; rank 9, 31-49 ms against 175-182 ms; one in-place pass over L
+(``L *= c``) takes 2.4 ms and 16 ms (``benchmarks/bench_lret.py`` times whole runs).
 
 LRET sends a block through it when L has at least ``MIN_ENTRIES`` entries and the block is
 not diagonal (NumPy multiplies a diagonal block in place, in one pass, already), and only
