@@ -28,9 +28,10 @@ The **auto validation** table then lists, for every case where fdm ran, auto's t
 the fastest engine that met the accuracy (a proven bound: fdm or lret), and the share of
 cases within 1.5x (the target: 90%).
 
-Noise models: ``depolarizing`` and ``amplitude_damping`` after every moment (uniform noise:
-many weak error branches), ``sparse`` (rare errors at random locations, the regime lret is
-built for) and ``device`` (fake_manila's calibrated noise, on the first n <= 5 qubits).
+Noise models: ``depolarizing``, ``amplitude_damping`` and ``phase_damping`` (dephasing)
+after every moment (uniform noise: many weak error branches), ``sparse`` (rare errors at
+random locations, the regime lret is built for) and ``device`` (fake_manila's calibrated
+noise, on the first n <= 5 qubits).
 
     python benchmarks/bench_accuracy.py --quick            # n = 6, 8: ~1 min
     python benchmarks/bench_accuracy.py --families sparse_family random qft ghz qaoa ising \
@@ -84,7 +85,7 @@ FAMILIES: dict[str, Callable[[int, int], cirq.Circuit]] = {
     "qaoa": lambda n, seed: qaoa(n_qubits=n, p=2, seed=seed, measure=True),
     "ising": lambda n, seed: ising(n, n),
 }
-NOISES = ("depolarizing", "amplitude_damping", "sparse", "device")
+NOISES = ("depolarizing", "amplitude_damping", "phase_damping", "sparse", "device")
 AUTO_TARGET = 1.5  # auto within this factor of the fastest engine that met the accuracy
 AUTO_SHARE = 0.9  # ... in at least this share of the cases
 

@@ -72,7 +72,5 @@ def test_an_lret_run_through_the_kernel_equals_cirq(monkeypatch) -> None:
     noisy = circuit.with_noise(cirq.amplitude_damp(0.03))
     out = LretSimulator(rank_threshold=0.0).run(noisy, qubits=qubits)
     rho = out.state.factor @ out.state.factor.conj().T
-    expected = cirq.DensityMatrixSimulator(dtype=np.complex128).simulate(
-        noisy, qubit_order=qubits
-    )
+    expected = cirq.DensityMatrixSimulator(dtype=np.complex128).simulate(noisy, qubit_order=qubits)
     assert np.abs(rho - expected.final_density_matrix).max() < 1e-10
