@@ -26,8 +26,9 @@ load average after the row: other processes on the cores slow every engine down.
 Also: ``--frontier A B``, lret alone at n = A, A+2, ..., B (random circuit, depth 20,
 p = 1e-4, thresholds 1e-4 and 1e-5), each point in its own process so that its peak RSS
 is its own; a contention row (lret alone and next to a process spinning one-thread numpy
-matmuls); Qiskit Aer's density matrix method and qsim trajectories (1000 repetitions)
-as extra columns when ``qiskit_aer`` / ``qsimcirq`` are installed.
+matmuls); Qiskit Aer's density matrix method, Aer's statevector trajectories and qsim's
+trajectories (1000 shots each) as extra columns when ``qiskit_aer`` / ``qsimcirq`` are
+installed.
 
 Threads: no BLAS thread limit is set here; the engines run with their defaults (OpenBLAS:
 every core), as a library caller gets them (the runner's ``backend.threads`` policy is not
@@ -241,11 +242,10 @@ def measure_row(family: str, placement: str, level: float, n: int, args) -> Row:
 # --------------------------------------------------------------------------- optional engines
 
 
-def aer_seconds(prog: CompiledCircuit) -> float | None:
-    """Qiskit Aer's density-matrix method on the same instructions (Kraus sets, unitaries)."""
+def aer_circuit(prog: CompiledCircuit):
+    """The same instructions (unitaries, Kraus sets) as a Qiskit circuit."""
     from qiskit import QuantumCircuit
     from qiskit.quantum_info import Kraus
-    from qiskit_aer import AerSimulator
 
     n = prog.n_qubits
     qc = QuantumCircuit(n)
@@ -257,10 +257,29 @@ def aer_seconds(prog: CompiledCircuit) -> float | None:
                 qc.append(Kraus(list(ins.kraus)).to_instruction(), qubits)
             else:
                 qc.unitary(ins.kraus[0], qubits)
+    return qc
+
+
+def aer_seconds(prog: CompiledCircuit) -> float | None:
+    """Qiskit Aer's density-matrix method on the same instructions."""
+    from qiskit_aer import AerSimulator
+
+    qc = aer_circuit(prog)
     qc.save_density_matrix()
-    sim = AerSimulator(method="density_matrix")
     start = time.perf_counter()
-    result = sim.run(qc).result()
+    result = AerSimulator(method="density_matrix").run(qc).result()
+    return time.perf_counter() - start if result.success else None
+
+
+def aer_trajectories_seconds(prog: CompiledCircuit) -> float | None:
+    """Qiskit Aer's statevector method on the same instructions: ``QSIM_REPETITIONS`` shots,
+    each a trajectory (Aer samples one Kraus operator per channel and shot)."""
+    from qiskit_aer import AerSimulator
+
+    qc = aer_circuit(prog)
+    qc.measure_all()
+    start = time.perf_counter()
+    result = AerSimulator(method="statevector").run(qc, shots=QSIM_REPETITIONS).result()
     return time.perf_counter() - start if result.success else None
 
 
@@ -276,13 +295,17 @@ def qsim_seconds(prog: CompiledCircuit) -> float | None:
     return time.perf_counter() - start
 
 
-OPTIONAL = {"aer s": ("qiskit_aer", aer_seconds), "qsim s": ("qsimcirq", qsim_seconds)}
+OPTIONAL = {
+    "aer s": ("qiskit_aer", aer_seconds),
+    "aer sv s": ("qiskit_aer", aer_trajectories_seconds),
+    "qsim s": ("qsimcirq", qsim_seconds),
+}
 
 
 def optional_engines() -> dict[str, Callable[[CompiledCircuit], float | None]]:
     """The optional engines that are installed; one line about those that are not."""
     found = {name: fn for name, (mod, fn) in OPTIONAL.items() if importlib.util.find_spec(mod)}
-    missing = [mod for name, (mod, _) in OPTIONAL.items() if name not in found]
+    missing = sorted({mod for name, (mod, _) in OPTIONAL.items() if name not in found})
     if missing:
         print(f"skipped (not installed): {', '.join(missing)}\n")
     return {name: guarded(fn) for name, fn in found.items()}
