@@ -16,6 +16,7 @@ array, without arithmetic; any other goes through a matrix product.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -39,7 +40,7 @@ class Block:
     qubits: tuple[int, ...]
     matrix: np.ndarray
 
-    @property
+    @functools.cached_property
     def diagonal(self) -> bool:
         """Whether the block only multiplies each basis state by a phase (Z, S, T, CZ, ...)."""
         return np.count_nonzero(self.matrix - np.diag(np.diagonal(self.matrix))) == 0
