@@ -231,6 +231,8 @@ class BatchCallback(Callback):
             print("\n".join(study))
         if status == "KILLED":
             _abort(f"batch {parent_run_id} KILLED: the sweep was interrupted", None, 130)
+        if status == "FINISHED" and sweep_cancelled():  # the interrupt came after the last job
+            _abort(f"batch {parent_run_id} FINISHED: interrupted after its last job", None, 130)
         if status == "FAILED" and counts["failed"] == 0 and failure is not None:
             _abort(f"batch {parent_run_id} FAILED: the sweep failed: {failure}", failure, 1)
         if status == "FAILED":

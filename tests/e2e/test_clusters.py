@@ -28,8 +28,8 @@ pytestmark = pytest.mark.cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["circuit.n_qubits=3,4", "circuit.depth=3", "run.quiet=true"]
-# jobs that take about ten seconds (fdm at 11 qubits), to cancel or interrupt while they run
-LONG = ["simulator=fdm", "run.compare_to_exact=false", "circuit.depth=20", "run.quiet=true"]
+# jobs of about 7 s (fdm at 12 qubits, depth 100), to cancel or interrupt while they run
+LONG = ["simulator=fdm", "run.compare_to_exact=false", "circuit.depth=100", "run.quiet=true"]
 
 
 def _statuses(sw: Sweep) -> tuple[Any, list[str]]:
@@ -77,7 +77,7 @@ def test_slurm_sweep_lands_in_one_batch_and_a_failing_job_fails_alone(slurm: Swe
 def test_slurm_cancelled_job_then_resume(slurm: Sweep) -> None:
     """scancel of one running job: that job is lost, the others finish and are recorded,
     the batch ends KILLED; ``sweep.resume=true`` then runs only the job that is missing."""
-    axes = ["cloud=slurm", "circuit.n_qubits=3,11", *LONG]
+    axes = ["cloud=slurm", "circuit.n_qubits=3,12", *LONG]
     proc = slurm.popen(*axes)
     big = _wait_for_slurm_job(proc)
     subprocess.run(["scancel", big], check=True, timeout=10)
@@ -92,12 +92,12 @@ def test_slurm_cancelled_job_then_resume(slurm: Sweep) -> None:
     batches = slurm.batches()
     assert [b.info.status for b in batches] == ["KILLED", "FINISHED"]
     [again] = slurm.children(batches[1])  # the finished job is reused, not run again
-    assert again.info.status == "FINISHED" and again.data.params["circuit.n_qubits"] == "11"
+    assert again.info.status == "FINISHED" and again.data.params["circuit.n_qubits"] == "12"
     assert batches[1].data.metrics["skipped"] == 1
 
 
 def _wait_for_slurm_job(proc: subprocess.Popen[str], timeout: float = 60) -> str:
-    """The id of the sweep's 11-qubit job once it runs (the array's second task)."""
+    """The id of the sweep's 12-qubit job once it runs (the array's second task)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.communicate()[1][-3000:]
@@ -110,7 +110,7 @@ def _wait_for_slurm_job(proc: subprocess.Popen[str], timeout: float = 60) -> str
             return running[0]
         time.sleep(0.5)
     proc.kill()
-    pytest.fail("the 11-qubit Slurm job never ran")
+    pytest.fail("the 12-qubit Slurm job never ran")
 
 
 # ---------------------------------------------------------------- Ray
@@ -185,7 +185,7 @@ def test_ray_interrupt_cancels_the_running_tasks(
     """SIGINT while a job runs on the cluster: the task is cancelled, its run ends KILLED
     (never left RUNNING, never FINISHED after the batch closed)."""
     address, _ = ray_cluster
-    proc = sweep.popen("cloud=ray", f"cloud.address={address}", "circuit.n_qubits=11", *LONG)
+    proc = sweep.popen("cloud=ray", f"cloud.address={address}", "circuit.n_qubits=12", *LONG)
     deadline = time.monotonic() + 90
     while not any(r.info.status == "RUNNING" for r in sweep.runs() if "job_num" in r.data.tags):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[1][-3000:]
