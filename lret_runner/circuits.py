@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -519,24 +518,18 @@ def target_state(target: str, n_qubits: int) -> np.ndarray:
     return vector
 
 
-_QASM_LINE = re.compile(r"\bat line (\d+)")
-# "OPENQASM 3;" is OpenQASM 3.0 (Cirq's parser only knows the spelling "3.0")
-_QASM3_SHORT = re.compile(r"^([ \t]*)OPENQASM[ \t]+3[ \t]*;", re.MULTILINE)
-_QASM_VERSIONS = "OpenQASM 2.0, or the OpenQASM 3.0 subset Cirq reads"
-
-
 def from_qasm(*, path: str | Path, measure: bool = False) -> cirq.Circuit:
     """Read an OpenQASM 2.0 or 3.0 file; its qubits become ``LineQubit``s in register order.
 
     Registers are numbered in the order of their declarations (``qreg q[2];`` in
     OpenQASM 2, ``qubit[2] q;`` or ``qubit q;`` in OpenQASM 3, mixed as they come):
     ``q[0]`` of the first register is ``LineQubit(0)``, so the same program in either
-    version has the same qubit order and bitstrings. OpenQASM 3 is read as far as
-    Cirq's parser reads it (declarations, the standard gates, ``c[i] = measure q[i];``);
-    anything else is reported with its line. Declared but unused qubits are not part of
-    the circuit (a file whose circuit acts on no qubit is refused). Measurements in the
-    file are kept (Cirq keys them ``<creg>_<index>``); ``measure`` adds the final
-    measurement (key ``m``) only if the file has none.
+    version has the same qubit order and bitstrings (:mod:`lret_runner.qasm` says what
+    is read and what is refused, with its line and column). Declared but unused qubits
+    are not part of the circuit (a file whose circuit acts on no qubit is refused).
+    Measurements in the file are kept, one per classical bit, keyed by the bit as the file
+    names it (``c[0]``); ``measure`` adds the final measurement (key ``m``) only if the
+    file has none.
 
     A missing file raises :class:`CircuitFileNotFound` (a ``FileNotFoundError``);
     anything else that makes the file unusable (a directory, unreadable, not UTF-8,
@@ -550,46 +543,17 @@ def from_qasm(*, path: str | Path, measure: bool = False) -> cirq.Circuit:
 
 
 def read_qasm(path: Path, setting: str) -> cirq.Circuit:
-    """The circuit of an OpenQASM file (see :func:`from_qasm`); errors name ``setting``."""
-    from cirq.contrib.qasm_import import QasmException  # needs ``ply``
-    from cirq.contrib.qasm_import._parser import QasmParser
+    """The circuit of an OpenQASM file (see :func:`from_qasm` and :mod:`lret_runner.qasm`);
+    errors name ``setting``."""
+    from lret_runner import qasm
 
     key = f"{setting}={str(path)!r}"
-    text = _read_qasm(path, key)
-    try:
-        parsed = QasmParser().parse(_QASM3_SHORT.sub(r"\1OPENQASM 3.0;", text, count=1))
-    except QasmException as exc:
-        message = str(getattr(exc, "message", exc))
-        found = _QASM_LINE.search(message)
-        line = found.group(1) if found else f"{len(text.splitlines())} (end of file)"
+    circuit = qasm.parse(_read_qasm(path, key), key, MAX_OPERATIONS)
+    if not circuit.all_qubits():
         raise CircuitError(
-            f"{key}: line {line}: invalid OpenQASM: {message}. Fix the file "
-            f"(lret_runner reads {_QASM_VERSIONS})"
-        ) from exc
-    except (ArithmeticError, ValueError, TypeError, LookupError, RecursionError) as exc:
-        # the parser evaluates expressions such as rz(1/0) while it reads
-        raise CircuitError(
-            f"{key}: invalid OpenQASM: {type(exc).__name__}: {exc}. Fix the file "
-            f"(lret_runner reads {_QASM_VERSIONS})"
-        ) from exc
-    order = [
-        cirq.NamedQubit(f"{name}_{i}") for name, size in parsed.qregs.items() for i in range(size)
-    ]
-    mapping: dict[cirq.Qid, cirq.Qid] = {q: cirq.LineQubit(i) for i, q in enumerate(order)}
-    circuit = parsed.circuit.transform_qubits(lambda q: mapping.get(q, q))
-    qubits = sorted(circuit.all_qubits())
-    if not qubits:
-        raise CircuitError(
-            f"{key}: the file's circuit acts on no qubit ({len(order)} declared, none used by "
-            f"a gate or a measurement): a circuit needs at least one qubit; point {setting} "
-            "at a file with gates"
-        )
-    gates = sum(1 for _ in circuit.all_operations())
-    if gates > MAX_OPERATIONS:
-        raise CircuitError(
-            f"{key}: the file has {gates:,} operations, more than the {MAX_OPERATIONS:,} a "
-            "circuit may have (preparing a million gates takes about a minute); shorten "
-            "the circuit"
+            f"{key}: the file's circuit acts on no qubit (none is used by a gate or a "
+            f"measurement): a circuit needs at least one qubit; point {setting} at a file "
+            "with gates"
         )
     return circuit
 

@@ -98,6 +98,9 @@ class RunResult:
     # "probabilities": the largest over the measured outcomes) and the trajectories sampled
     standard_errors: dict[str, float] = field(default_factory=dict)
     trajectories: int | None = None
+    # the outcomes' bits, in the order of the characters of ``counts`` keys and of the
+    # index bits of ``probabilities`` (the circuit's measurements; None: every qubit, in order)
+    clbits: list[str] | None = None
     counts: dict[str, int] | None = None
     probabilities: list[float] | None = None
     expectation_values: dict[str, float] = field(default_factory=dict)
@@ -387,6 +390,7 @@ def simulate(
         else:
             out = p.engine.run(p.program, progress=progress)
         probs = metrics.probabilities(out.state)
+        outcomes = metrics.marginal(probs, _measured(p))  # of the measured bits, in order
 
         def figure(key: str, exact: Callable[[metrics.State], float]) -> float:
             """The engine's estimate (a sampling engine), else the figure of its state."""
@@ -412,8 +416,9 @@ def simulate(
             truncation_error=None if p.engine.sampled else out.truncation_error,
             accuracy=_accuracy(p, out).to_dict(),
             purity=None if isinstance(out.state, metrics.Sampled) else metrics.purity(out.state),
-            counts=metrics.sample_counts(probs, p.shots, p.seed) if p.shots > 0 else None,
-            probabilities=probs.tolist() if p.save_probabilities else None,
+            clbits=list(p.program.clbits) or None,
+            counts=metrics.sample_counts(outcomes, p.shots, p.seed) if p.shots > 0 else None,
+            probabilities=outcomes.tolist() if p.save_probabilities else None,
             expectation_values={
                 q: figure(q, lambda state, q=q: metrics.expectation(state, q))
                 for q in p.observables
@@ -462,8 +467,9 @@ def _accuracy(p: Prepared, out: EngineOutput) -> contract.Accuracy:
 
 
 def _measured(p: Prepared) -> list[int]:
-    """The measured qubits (every qubit when nothing is measured)."""
-    return sorted(set(p.program.measured)) or list(range(p.n_qubits))
+    """The measured qubits in the order of the outcomes' bits (every qubit, in order, when
+    nothing is measured)."""
+    return list(p.program.measured) or list(range(p.n_qubits))
 
 
 def _noiseless_state(p: Prepared) -> tuple[np.ndarray, float] | str:

@@ -47,8 +47,9 @@ NOISE_MODELS = (
 # them: simulators.base.compile_circuit marks their instructions) are identifiable
 NOISE_TAG = "lret_noise"
 
-# (one-qubit channel, two-qubit channel); None where the source adds nothing
-ChannelPair = tuple[cirq.Gate | None, cirq.Gate | None]
+# (one-qubit channel, the joint channel of a gate on n >= 2 qubits as a function of n);
+# None where the source adds nothing (no joint channel: the one-qubit channel on each qubit)
+ChannelPair = tuple[cirq.Gate | None, Callable[[int], cirq.Gate] | None]
 # the channels to apply after an operation (or a moment) lasting ``duration`` seconds
 ChannelFactory = Callable[[float], ChannelPair]
 
@@ -108,10 +109,10 @@ class LretNoiseModel(SplitNoiseModel):
 
     Placements:
 
-    - ``gate``: after every gate, each component's noise on the qubits the gate
-      touched: a two-qubit gate gets the component's two-qubit channel if it has one
-      (e.g. ``cirq.depolarize(p, n_qubits=2)``), else the one-qubit channel on each of
-      its qubits; gates on three or more qubits get the one-qubit channel on each.
+    - ``gate``: after every gate, each component's noise on every qubit the gate
+      touched: a gate on n >= 2 qubits gets the component's joint n-qubit channel if it
+      has one (depolarizing: ``cirq.depolarize(p, n_qubits=n)``), else the one-qubit
+      channel on each of its qubits.
       Durations (thermal): ``gate_time_1q`` after one-qubit gates, else ``gate_time_2q``.
     - ``moment``: after every moment (an empty one too), each component's one-qubit
       channel on every system qubit, touched or idle, for the moment's longest gate
@@ -280,9 +281,9 @@ def _gate_noise(moment: cirq.Moment, table: dict[int, ChannelPair]) -> list[cirq
         n = len(op.qubits)
         if n == 0:
             continue
-        one, two = table[1 if n == 1 else 2]
-        if n == 2 and two is not None:
-            ops.append(two.on(*op.qubits))
+        one, joint = table[1 if n == 1 else 2]
+        if n >= 2 and joint is not None:
+            ops.append(joint(n).on(*op.qubits))
         elif one is not None:
             ops.extend(one.on(q) for q in op.qubits)
     return ops
@@ -294,7 +295,9 @@ def is_noise_moment(moment: cirq.Moment) -> bool:
 
 
 def add_noise(circuit: cirq.Circuit, model: SplitNoiseModel) -> cirq.Circuit:
-    """The noisy circuit: ``circuit.with_noise(model)`` (measurement moments stay last).
+    """The noisy circuit: ``circuit.with_noise(model)``, once every terminal measurement is
+    moved to the last moment (where a file measured some qubits early, idle noise would
+    otherwise act on them after their measurement).
 
     Readout noise flips measured bits; on a circuit that measures nothing it would be
     dropped while counts are still sampled from the final state, so it is refused
@@ -314,7 +317,9 @@ def add_noise(circuit: cirq.Circuit, model: SplitNoiseModel) -> cirq.Circuit:
                     "sampled from the unmeasured state. Set circuit.measure=true, or choose a "
                     "noise model without readout"
                 )
-    return circuit.with_noise(model)
+    # every terminal measurement in the last moment: idle noise (placement=moment) never
+    # lands on a qubit after its measurement
+    return cirq.synchronize_terminal_measurements(circuit).with_noise(model)
 
 
 # --------------------------------------------------------------------------- channels
@@ -397,8 +402,10 @@ def relaxation(t1: float, t2: float, duration: float) -> tuple[float, float]:
     return -math.expm1(-duration / t1), -math.expm1(-2 * duration * rate_phi)
 
 
-def _constant(one: cirq.Gate | None, two: cirq.Gate | None = None) -> ChannelFactory:
-    return lambda _duration: (one, two)
+def _constant(
+    one: cirq.Gate | None, joint: Callable[[int], cirq.Gate] | None = None
+) -> ChannelFactory:
+    return lambda _duration: (one, joint)
 
 
 def _if_positive(make: Callable[[float], cirq.Gate], p: float) -> cirq.Gate | None:
@@ -423,7 +430,7 @@ _MODELS: dict[str, Callable[[_Params], NoiseComponent]] = {
         "depolarizing",
         _constant(
             _if_positive(cirq.depolarize, p.level),
-            _if_positive(lambda x: cirq.depolarize(x, n_qubits=2), p.level),
+            (lambda n: cirq.depolarize(p.level, n_qubits=n)) if p.level > 0 else None,
         ),
         key=p.key,
     ),

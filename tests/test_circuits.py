@@ -394,7 +394,7 @@ def test_malformed_qasm_names_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(CircuitError, match="line 4"):
         from_qasm(path=path)
     path = write(tmp_path, "qreg q[2];\nh q[0]\n")  # no semicolon: end of file
-    with pytest.raises(CircuitError, match=r"line 4 \(end of file\)"):
+    with pytest.raises(CircuitError, match=r"line 4, column 7: `h q\[0\]`: expected ';'"):
         from_qasm(path=path)
 
 
@@ -501,14 +501,14 @@ def test_a_byte_order_mark_is_tolerated(tmp_path: Path) -> None:
 def test_a_qasm_file_without_qubits_is_refused(tmp_path: Path, body: str) -> None:
     path = write(tmp_path, body)
     # (Cirq itself refuses a zero-length register)
-    no_qubit = r"circuit\.path=.*c\.qasm.*(acts on no qubit|zero-length register)"
+    no_qubit = r"circuit\.path=.*c\.qasm.*(acts on no qubit|register 'q' has size 0)"
     with pytest.raises(CircuitError, match=no_qubit):
         from_qasm(path=path)
 
 
 def test_an_expression_error_in_qasm_is_a_circuit_error(tmp_path: Path) -> None:
     path = write(tmp_path, "qreg q[1];\nrz(1/0) q[0];\n")
-    with pytest.raises(CircuitError, match=r"circuit\.path=.*invalid OpenQASM: ZeroDivisionError"):
+    with pytest.raises(CircuitError, match=r"circuit\.path=.*line 4, column 5.*division by zero"):
         from_qasm(path=path)
 
 
@@ -519,7 +519,7 @@ def test_too_large_or_too_long_qasm_files_are_refused(
 
     path = write(tmp_path, "qreg q[2];\n" + "h q[0];\n" * 20)
     monkeypatch.setattr(circuits, "MAX_OPERATIONS", 10)
-    with pytest.raises(CircuitError, match=r"circuit\.path=.*the file has 20 operations"):
+    with pytest.raises(CircuitError, match=r"circuit\.path=.*more than 10 operations"):
         from_qasm(path=path)
     monkeypatch.setattr(circuits, "QASM_MAX_BYTES", 100)
     with pytest.raises(CircuitError, match=r"circuit\.path=.*MiB, more than"):
@@ -581,7 +581,7 @@ def test_openqasm3_maps_registers_like_openqasm2(tmp_path: Path, header: str) ->
     np.testing.assert_allclose(state(v2), state(expected), atol=1e-12)
     # the measurements keep their classical bits, qubit for qubit
     keys = {op.gate.key: op.qubits for op in v3.all_operations() if cirq.is_measurement(op)}
-    assert keys == {"m_0": (q[0],), "m_1": (q[1],), "m_2": (q[2],), "m_3": (q[3],)}
+    assert keys == {"m[0]": (q[0],), "m[1]": (q[1],), "m[2]": (q[2],), "m[3]": (q[3],)}
     assert keys == {op.gate.key: op.qubits for op in v2.all_operations() if cirq.is_measurement(op)}
 
 

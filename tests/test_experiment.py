@@ -441,3 +441,32 @@ def test_readout_noise_without_measurement_is_refused_in_prepare() -> None:
 def test_prepare_circuit_checks_shots_and_seed(options: dict, key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         prepare_circuit(ghz(n_qubits=2, measure=True), **options)
+
+
+def test_outcomes_are_keyed_by_the_files_classical_bits(tmp_path) -> None:
+    """A 7-qubit file that measures two qubits into a 2-bit register: counts and
+    probabilities are over those two bits, c[0] first. Closed form: q[5] goes through h, h,
+    x with depolarizing p after each (the channel commutes with the gates: its Bloch vector
+    shrinks by (1 - 4p/3)^3), so P(c[0] = 1) = (1 + (1 - 4p/3)^3) / 2; q[2] is |+>, so c[1]
+    is uniform."""
+    from lret_runner.circuits import from_qasm
+
+    path = tmp_path / "two_bits.qasm"
+    path.write_text(
+        'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[7];\ncreg c[2];\n'
+        + "".join(f"h q[{i}];\n" for i in range(7))
+        + "h q[5];\nx q[5];\nmeasure q[5] -> c[0];\nmeasure q[2] -> c[1];\n"
+    )
+    p = 0.1
+    circuit = add_noise(from_qasm(path=path), build_noise_model("depolarizing", level=p))
+    one = (1 + (1 - 4 * p / 3) ** 3) / 2
+    expected = [(1 - one) / 2, (1 - one) / 2, one / 2, one / 2]  # 00, 01, 10, 11
+    for engine in ("fdm", "lret", "cirq"):
+        params = EXACT_LRET if engine == "lret" else {}
+        result, _ = simulate(
+            circuit, simulator=engine, simulator_params=params, shots=400, seed=1,
+            save_probabilities=True,
+        )  # fmt: skip
+        assert result.clbits == ["c[0]", "c[1]"]
+        assert len(next(iter(result.counts))) == 2 and sum(result.counts.values()) == 400
+        np.testing.assert_allclose(result.probabilities, expected, atol=1e-12)

@@ -159,8 +159,9 @@ def test_depolarizing_gate_placement_two_qubit_channel_after_cnot() -> None:
     assert noisy[1] == cirq.Moment(cirq.depolarize(p).on(Q[0]).with_tags(NOISE_TAG))
     (two,) = noisy[3].operations
     assert two.untagged == cirq.depolarize(p, n_qubits=2).on(Q[0], Q[1])
-    # a three-qubit gate gets the one-qubit channel on each of its qubits
-    assert {op.untagged for op in noisy[5]} == {cirq.depolarize(p).on(q) for q in Q}
+    # a three-qubit gate gets the three-qubit channel: every qubit it touched, jointly
+    (three,) = noisy[5].operations
+    assert three.untagged == cirq.depolarize(p, n_qubits=3).on(*Q)
 
 
 def test_gate_placement_uses_one_qubit_channels_when_no_two_qubit_channel() -> None:
@@ -455,3 +456,79 @@ def test_only_the_sparse_model_takes_its_keys(key: str) -> None:
     value = 1 if key == "seed" else ["bit_flip"]
     with pytest.raises(NoiseError, match=f"noise.{key}=.*only the sparse model takes {key}"):
         build_noise_model("depolarizing", level=0.01, **{key: value})
+
+
+# --------------------------------------------------------------------------- what a file means
+
+ADDER_DEFINED = """OPENQASM 2.0;
+include "qelib1.inc";
+gate maj a,b,c { cx c,b; cx c,a; ccx a,b,c; }
+gate uma a,b,c { ccx a,b,c; cx c,a; cx a,b; }
+qreg q[4];
+x q[1]; h q[2];
+maj q[0],q[1],q[2];
+cx q[2],q[3];
+uma q[0],q[1],q[2];
+"""
+ADDER_INLINED = """OPENQASM 2.0;
+include "qelib1.inc";
+qreg q[4];
+x q[1]; h q[2];
+cx q[2],q[1]; cx q[2],q[0]; ccx q[0],q[1],q[2];
+cx q[2],q[3];
+ccx q[0],q[1],q[2]; cx q[2],q[0]; cx q[0],q[1];
+"""
+
+
+@pytest.mark.parametrize("placement", ["gate", "moment"])
+@pytest.mark.parametrize("name", ["depolarizing", "amplitude_damping", "thermal"])
+def test_a_custom_gate_is_noisy_like_its_inlined_gates(tmp_path, name: str, placement: str) -> None:
+    """User-defined gates are expanded before noise is added: the file written with them
+    and the file written inline have the same noisy density matrix (Cirq's, 1e-12)."""
+    from lret_runner.circuits import from_qasm
+
+    strength = {"level": 0.03} if name != "thermal" else {"t1": 20e-6, "t2": 30e-6}
+    model = build_noise_model(name, placement=placement, **strength)
+    rhos = []
+    for label, text in (("defined", ADDER_DEFINED), ("inlined", ADDER_INLINED)):
+        path = tmp_path / f"{label}.qasm"
+        path.write_text(text)
+        rhos.append(final_rho(add_noise(from_qasm(path=path), model)))
+    np.testing.assert_allclose(rhos[0], rhos[1], atol=1e-12)
+
+
+def test_a_three_qubit_gate_gets_the_three_qubit_depolarizing_channel() -> None:
+    """Depolarizing after a Toffoli acts on its three qubits jointly: from |110> the CCX
+    gives |111>; each non-identity Pauli has weight p/63 and each flip pattern is made by 8
+    of the 64 Paulis, so every other basis state gets 8p/63 (closed form)."""
+    p = 0.09
+    circuit = cirq.Circuit(cirq.X(Q[0]), cirq.X(Q[1]), cirq.CCX(*Q))
+    model = build_noise_model("depolarizing", level=p)
+    noisy = add_noise(cirq.Circuit(cirq.CCX(*Q)), model)  # from |110>, no X and its noise
+    probs = np.diagonal(final_rho(noisy, initial=0b110)).real
+    expected = np.full(8, 8 * p / 63)
+    expected[0b111] = 1 - 7 * 8 * p / 63
+    np.testing.assert_allclose(probs, expected, atol=1e-12)
+    assert len(noise_ops(add_noise(circuit, model))) == 3  # X, X (one-qubit) and the CCX's
+
+
+def test_terminal_measurements_move_to_the_end_before_idle_noise(tmp_path) -> None:
+    """A file that measures a qubit early, then keeps working on the others: under
+    placement=moment no noise acts on the measured qubit after its measurement (the
+    measurement is moved to the last moment), and the run compiles."""
+    from lret_runner.circuits import from_qasm
+    from lret_runner.simulators.base import compile_circuit
+
+    path = tmp_path / "early.qasm"
+    path.write_text(
+        'OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[3];\ncreg c[3];\nh q[0];\n'
+        "measure q[0] -> c[0];\ncx q[1],q[2];\nh q[2];\ncx q[1],q[2];\n"
+        "measure q[1] -> c[1];\nmeasure q[2] -> c[2];\n"
+    )
+    noisy = add_noise(
+        from_qasm(path=path), build_noise_model("depolarizing", level=0.01, placement="moment")
+    )
+    assert all(cirq.is_measurement(op) for op in noisy[-1])
+    assert cirq.is_measurement(noisy[-1].operations[0]) and len(noisy[-1]) == 3
+    assert not any(cirq.is_measurement(op) for m in noisy[:-1] for op in m)
+    assert compile_circuit(noisy).clbits == ("c[0]", "c[1]", "c[2]")

@@ -49,7 +49,11 @@ class CompiledCircuit:
 
     n_qubits: int
     moments: tuple[tuple[Instruction, ...], ...]
-    measured: tuple[int, ...]  # qubits measured at the end (Cirq's order), may be empty
+    # the qubits measured at the end, may be empty, and the classical bit each writes (its
+    # measurement key; ``key[i]`` for the i-th qubit of a measurement of several), in the
+    # order of the run's outcome bits: a file's declaration order, else measurement order
+    measured: tuple[int, ...]
+    clbits: tuple[str, ...]
     circuit: cirq.Circuit  # the circuit it was compiled from
     qubits: tuple[cirq.Qid, ...]  # its qubit order
     dtype: type  # of the matrices
@@ -64,12 +68,14 @@ def compile_circuit(
 ) -> CompiledCircuit:
     """Turn a (noisy) circuit into instructions on qubit indices.
 
-    Measurements must be terminal: they are recorded in ``measured`` and the
-    engines return the pre-measurement state, from whose diagonal counts are sampled.
+    Measurements must be terminal: they are recorded in ``measured`` (and the bits they
+    write in ``clbits``) and the engines return the pre-measurement state, from whose
+    diagonal the distribution of the measured bits is computed.
     """
     import cirq
 
     from lret_runner.noise import NOISE_TAG
+    from lret_runner.qasm import ClassicalBit
 
     order = list(qubits) if qubits is not None else sorted(circuit.all_qubits())
     index = {q: i for i, q in enumerate(order)}
@@ -77,7 +83,10 @@ def compile_circuit(
     if missing:
         raise SimulationError(f"circuit acts on qubits {sorted(missing)} outside the qubit order")
     moments: list[tuple[Instruction, ...]] = []
-    measured: list[int] = []
+    # (position of the bit, qubit, bit): a file's measurements carry their bit's position in
+    # its declaration order (qasm.ClassicalBit), others are in the order they come
+    readout: list[tuple[int, int, str]] = []
+    measured_qubits: set[int] = set()
     # an operation that repeats (a Grover oracle, the same noise channel on the same qubit)
     # is converted once: its matrices are shared, not rebuilt and stored again
     seen: dict[cirq.Operation, Instruction] = {}
@@ -86,9 +95,14 @@ def compile_circuit(
         for op in moment:
             targets = tuple(index[q] for q in op.qubits)
             if cirq.is_measurement(op):
-                measured.extend(targets)
+                key = cirq.measurement_key_name(op)
+                bits = [key] if len(targets) == 1 else [f"{key}[{i}]" for i in range(len(targets))]
+                position = [t.index for t in op.tags if isinstance(t, ClassicalBit)]
+                for target, bit in zip(targets, bits, strict=True):
+                    readout.append((position[0] if position else len(readout), target, bit))
+                measured_qubits.update(targets)
                 continue
-            if measured and set(targets) & set(measured):
+            if set(targets) & measured_qubits:
                 raise SimulationError(
                     f"moment {m_index}: {op} acts on a measured qubit; only terminal "
                     "measurements are supported"
@@ -105,8 +119,11 @@ def compile_circuit(
                     seen[op] = instruction
             instructions.append(instruction)
         moments.append(tuple(instructions))
+    readout.sort(key=lambda entry: entry[0])
+    measured = tuple(q for _, q, _ in readout)
+    clbits = tuple(b for _, _, b in readout)
     return CompiledCircuit(
-        len(order), tuple(moments), tuple(measured), circuit, tuple(order), dtype
+        len(order), tuple(moments), measured, clbits, circuit, tuple(order), dtype
     )
 
 

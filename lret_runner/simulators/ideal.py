@@ -9,6 +9,8 @@ into blocks and applied as LRET applies them to its factor.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from lret_runner.errors import MemoryRefusal
@@ -33,9 +35,7 @@ def noiseless_program(prog: CompiledCircuit) -> CompiledCircuit | str:
                 "noiseless state vector"
             )
         moments.append(kept)
-    return CompiledCircuit(
-        prog.n_qubits, tuple(moments), prog.measured, prog.circuit, prog.qubits, prog.dtype
-    )
+    return dataclasses.replace(prog, moments=tuple(moments))
 
 
 def check_memory(n_qubits: int, dtype: type) -> None:
