@@ -607,6 +607,50 @@ def _read_qasm(path: Path, key: str) -> str:
         ) from None
 
 
+# --------------------------------------------------------------------------- measurements
+
+
+def measured_bits(op: cirq.Operation) -> list[str]:
+    """The classical bits a measurement writes: its key, or ``key[i]`` per qubit of several."""
+    key = cirq.measurement_key_name(op)
+    return [key] if len(op.qubits) == 1 else [f"{key}[{i}]" for i in range(len(op.qubits))]
+
+
+def terminal_measurements(circuit: cirq.Circuit) -> set[tuple[int, cirq.Operation]]:
+    """The measurements (moment index, operation) after which nothing acts on their qubits
+    and nothing reads or rewrites their bits: they can all move to the end."""
+    terminal: set[tuple[int, cirq.Operation]] = set()
+    later_qubits: set[cirq.Qid] = set()
+    later_keys: set[str] = set()  # read or written after the moment being looked at
+    for m_index in range(len(circuit) - 1, -1, -1):
+        moment = circuit[m_index]
+        for op in moment:
+            if cirq.is_measurement(op) and not (
+                set(op.qubits) & later_qubits or set(measured_bits(op)) & later_keys
+            ):
+                terminal.add((m_index, op))
+        for op in moment:
+            later_qubits.update(op.qubits)
+            later_keys.update(str(k) for k in cirq.control_keys(op))
+            if cirq.is_measurement(op):
+                later_keys.update(measured_bits(op))
+    return terminal
+
+
+def terminal_measurements_last(circuit: cirq.Circuit) -> cirq.Circuit:
+    """The circuit with its terminal measurements in one last moment (moments left empty
+    are dropped): idle noise added per moment then never acts on a measured qubit."""
+    terminal = terminal_measurements(circuit)
+    if not terminal:
+        return circuit
+    moments = [
+        cirq.Moment(op for op in moment if not (cirq.is_measurement(op) and (i, op) in terminal))
+        for i, moment in enumerate(circuit)
+    ]
+    last = cirq.Moment(op for _, op in sorted(terminal, key=lambda t: t[0]))
+    return cirq.Circuit([m for m in moments if len(m)] + [last])
+
+
 # --------------------------------------------------------------------------- registry
 
 CIRCUIT_BUILDERS: dict[str, Callable[..., cirq.Circuit]] = {

@@ -34,11 +34,13 @@ from lret_runner.simulators import (
     CompiledCircuit,
     Engine,
     FdmSimulator,
+    branches,
     choose_engine,
     compile_circuit,
     make_engine,
 )
 from lret_runner.simulators.base import EngineOutput, ProgressCallback, check_dtype
+from lret_runner.simulators.branches import DEFAULT_MAX_BRANCHES
 from lret_runner.simulators.ideal import noiseless_program
 from lret_runner.tracking import vocabulary as V
 
@@ -101,6 +103,8 @@ class RunResult:
     # the outcomes' bits, in the order of the characters of ``counts`` keys and of the
     # index bits of ``probabilities`` (the circuit's measurements; None: every qubit, in order)
     clbits: list[str] | None = None
+    # a dynamic circuit (mid-circuit measurements, if): the most branches held at once
+    branches: int | None = None
     counts: dict[str, int] | None = None
     probabilities: list[float] | None = None
     expectation_values: dict[str, float] = field(default_factory=dict)
@@ -228,6 +232,7 @@ def prepare(cfg: Any) -> Prepared:
         xeb=name == "random",
         observables=list(run.observables),
         save_probabilities=run.save_probabilities,
+        max_branches=run.max_branches,
         threads=cfg.backend.threads,
         hamiltonian=hamiltonian_terms(cfg.hamiltonian, n),
         cut_edges=_maxcut_graph(circuit_params) if name == "qaoa" else None,
@@ -288,6 +293,7 @@ def prepare_circuit(
     xeb: bool = False,
     observables: Sequence[str] = (),
     save_probabilities: bool = False,
+    max_branches: int = DEFAULT_MAX_BRANCHES,
     threads: int | None = None,
     hamiltonian: metrics.PauliSum | None = None,
     cut_edges: list[tuple[int, int]] | None = None,
@@ -328,12 +334,17 @@ def prepare_circuit(
         simulator, reason, predicted = choice.engine, choice.reason, choice.predicted_seconds
         if simulator != engine.name:
             engine = make_engine(simulator, **params)
+    if program.dynamic:  # an engine that holds branches, and not too many of them
+        check_range("run.max_branches", max_branches, 1, integer=True)
+        branches.check(program, max_branches)
+        engine.branching()
     engine.check_memory(program)  # before anything is allocated or recorded
     ideal: CompiledCircuit | str = (
         noiseless_program(program)
         if n <= ideal_max_qubits
         else f"skipped: n_qubits={n} > run.ideal_max_qubits={ideal_max_qubits}"
     )
+
     return Prepared(
         program=program,
         engine=engine,
@@ -390,7 +401,10 @@ def simulate(
         else:
             out = p.engine.run(p.program, progress=progress)
         probs = metrics.probabilities(out.state)
-        outcomes = metrics.marginal(probs, _measured(p))  # of the measured bits, in order
+        # of the measured bits, in order (a dynamic circuit's engine computes them exactly)
+        outcomes = (
+            out.outcomes if out.outcomes is not None else metrics.marginal(probs, _measured(p))
+        )
 
         def figure(key: str, exact: Callable[[metrics.State], float]) -> float:
             """The engine's estimate (a sampling engine), else the figure of its state."""
@@ -417,6 +431,7 @@ def simulate(
             accuracy=_accuracy(p, out).to_dict(),
             purity=None if isinstance(out.state, metrics.Sampled) else metrics.purity(out.state),
             clbits=list(p.program.clbits) or None,
+            branches=out.branches,
             counts=metrics.sample_counts(outcomes, p.shots, p.seed) if p.shots > 0 else None,
             probabilities=outcomes.tolist() if p.save_probabilities else None,
             expectation_values={
@@ -496,6 +511,9 @@ def _against_noiseless(
     """The figures against the noiseless circuit, from its state vector ``noiseless``
     (computed here unless given), or why not; a sampling engine's estimates where it made
     them (TVD and Hellinger fidelity come from its estimated distribution)."""
+    if p.program.dynamic:
+        _against_noiseless_outcomes(result, out, p)
+        return
     noiseless = _noiseless_state(p) if noiseless is None else noiseless
     if isinstance(noiseless, str):
         result.ideal_reference = noiseless
@@ -524,6 +542,28 @@ def _against_noiseless(
         result.ideal_energy = metrics.energy(pure, p.hamiltonian)
     seconds += time.perf_counter() - start
     result.ideal_reference = f"noiseless state vector ({seconds:.3g} s)"
+
+
+def _against_noiseless_outcomes(result: RunResult, out: EngineOutput, p: Prepared) -> None:
+    """A dynamic circuit against the noiseless circuit: the distributions of their classical
+    bits (the noiseless one from exact branches). It ends in a mixture of branches, not a
+    state vector, so there is no ideal_fidelity."""
+    from lret_runner.simulators.lret import LretSimulator
+
+    if isinstance(p.ideal, str):
+        result.ideal_reference = p.ideal
+        return
+    assert out.outcomes is not None
+    start = time.perf_counter()
+    ideal = LretSimulator(rank_threshold=0.0, dtype=p.program.dtype.__name__).run(p.ideal)
+    assert ideal.outcomes is not None
+    result.ideal_tvd = metrics.total_variation(out.outcomes, ideal.outcomes)
+    result.ideal_hellinger_fidelity = metrics.hellinger_fidelity(out.outcomes, ideal.outcomes)
+    result.ideal_reference = (
+        "the noiseless circuit's distribution over the classical bits (exact branches, "
+        f"{time.perf_counter() - start:.3g} s); no ideal_fidelity: a dynamic circuit ends in "
+        "a mixture of branches, not a state vector"
+    )
 
 
 def _compare(result: RunResult, out: EngineOutput, p: Prepared) -> None:

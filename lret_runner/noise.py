@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,8 +70,25 @@ class SplitNoiseModel(cirq.NoiseModel):
     their noise first), readout noise in moments just before the measurement moment (from
     :meth:`_readout_moments`), nothing after a measurement, noise moments passed through."""
 
+    def noisy_moments(
+        self, moments: Iterable[cirq.Moment], system_qubits: Sequence[cirq.Qid]
+    ) -> Sequence[cirq.OP_TREE]:
+        """Every moment followed by its noise moments; measurements before the last moment are
+        mid-circuit (:func:`add_noise` moves the terminal ones last)."""
+        moments = list(moments)
+        last = len(moments) - 1
+        return [self._noisy(m, system_qubits, i < last) for i, m in enumerate(moments)]
+
     def noisy_moment(self, moment: cirq.Moment, system_qubits: Sequence[cirq.Qid]) -> cirq.OP_TREE:
         """The moment followed by its noise moments (readout noise goes before measurements)."""
+        return self._noisy(moment, system_qubits, False)
+
+    def _noisy(
+        self, moment: cirq.Moment, system_qubits: Sequence[cirq.Qid], mid: bool
+    ) -> list[cirq.Moment]:
+        """A terminal measurement's readout error is a channel before it (the same outcome
+        distribution); a mid-circuit one's flips only its record (Cirq's confusion map), the
+        qubit keeps the outcome it collapsed to."""
         if is_noise_moment(moment):
             return [moment]
         measurements = [op for op in moment if cirq.is_measurement(op)]
@@ -83,7 +100,11 @@ class SplitNoiseModel(cirq.NoiseModel):
             gate_moment = cirq.Moment(gates)
             out += [gate_moment, *self._noise_after(gate_moment, system_qubits)]
         measured = sorted({q for op in measurements for q in op.qubits})
-        out += self._readout_moments(measured, system_qubits)
+        readout = self._readout_moments(measured, system_qubits)
+        if mid and readout:
+            measurements = [_with_confusion(op, readout) for op in measurements]
+        else:
+            out += readout
         out.append(cirq.Moment(measurements))
         return out
 
@@ -275,7 +296,8 @@ class SparseNoiseModel(SplitNoiseModel):
 
 
 def _gate_noise(moment: cirq.Moment, table: dict[int, ChannelPair]) -> list[cirq.Operation]:
-    """A component's noise after each gate of ``moment`` (gate placement)."""
+    """A component's noise after each gate of ``moment`` (gate placement); after a
+    classically controlled gate, under the same conditions (where the gate acts)."""
     ops: list[cirq.Operation] = []
     for op in moment:
         n = len(op.qubits)
@@ -283,10 +305,41 @@ def _gate_noise(moment: cirq.Moment, table: dict[int, ChannelPair]) -> list[cirq
             continue
         one, joint = table[1 if n == 1 else 2]
         if n >= 2 and joint is not None:
-            ops.append(joint(n).on(*op.qubits))
+            noise = [joint(n).on(*op.qubits)]
         elif one is not None:
-            ops.extend(one.on(q) for q in op.qubits)
+            noise = [one.on(q) for q in op.qubits]
+        else:
+            noise = []
+        conditions = op.classical_controls
+        ops += [e.with_classical_controls(*conditions) for e in noise] if conditions else noise
     return ops
+
+
+def _with_confusion(op: cirq.Operation, readout: Sequence[cirq.Moment]) -> cirq.Operation:
+    """A mid-circuit measurement whose record the ``readout`` channels flip: the confusion
+    matrix M[i][j] = P(record j | outcome i) = sum_k |K_k[j, i]|^2, composed in order."""
+    gate = op.gate
+    if not isinstance(gate, cirq.MeasurementGate) or op.classical_controls:
+        return op
+    maps = {}
+    for i, q in enumerate(op.qubits):
+        confusion = np.eye(2)
+        for moment in readout:
+            for channel in moment:
+                if channel.qubits == (q,):
+                    kraus = cirq.kraus(channel)
+                    step = np.array(
+                        [[sum(abs(k[j, a]) ** 2 for k in kraus) for j in (0, 1)] for a in (0, 1)]
+                    )
+                    confusion = confusion @ step
+        if not np.allclose(confusion, np.eye(2)):
+            maps[(i,)] = confusion
+    if not maps:
+        return op
+    new = cirq.MeasurementGate(
+        len(op.qubits), key=gate.mkey, invert_mask=gate.invert_mask, confusion_map=maps
+    )
+    return new.on(*op.qubits).with_tags(*op.tags)
 
 
 def is_noise_moment(moment: cirq.Moment) -> bool:
@@ -306,6 +359,9 @@ def add_noise(circuit: cirq.Circuit, model: SplitNoiseModel) -> cirq.Circuit:
     layout, gates on three or more qubits, two-qubit gates on uncoupled device qubits
     and its readout errors are refused here, before anything runs.
     """
+    from lret_runner.circuits import terminal_measurements_last
+
+    circuit = terminal_measurements_last(circuit)
     model.start(circuit)
     if not circuit.has_measurements():
         for component in getattr(model, "components", ()):
@@ -319,7 +375,7 @@ def add_noise(circuit: cirq.Circuit, model: SplitNoiseModel) -> cirq.Circuit:
                 )
     # every terminal measurement in the last moment: idle noise (placement=moment) never
     # lands on a qubit after its measurement
-    return cirq.synchronize_terminal_measurements(circuit).with_noise(model)
+    return circuit.with_noise(model)
 
 
 # --------------------------------------------------------------------------- channels

@@ -201,11 +201,6 @@ _TODO_REFUSED = (
     "qiskit.qasm2.dumps(transpile(circuit, basis_gates=[...])) writes such a file)"
 )
 
-_TODO_DYNAMIC = (
-    "measure every qubit at the end of the circuit, and remove if statements and resets "
-    "after measurements"
-)
-
 _FUNCTIONS: dict[str, Callable[[float], float]] = {
     "sin": math.sin, "cos": math.cos, "tan": math.tan, "exp": math.exp, "ln": math.log,
     "log": math.log, "sqrt": math.sqrt, "asin": math.asin, "acos": math.acos,
@@ -304,8 +299,6 @@ class Parser:
         self.written: dict[int, int] = {}
         self.read: dict[int, int] = {}
         self.count = 0
-        self.measured: dict[int, Token] = {}  # a measured qubit: the measure statement
-        self.bit_of: dict[cirq.Operation, int] = {}  # a measurement: the bit it writes
         self.tokens = _tokens(text, self._error_at)
         self.pos = 0
 
@@ -386,10 +379,7 @@ class Parser:
         while self.peek().kind != "end":
             self.statement = self.peek().offset
             self.statement_()
-        # the measurements (all terminal) in one last moment
-        final = list(self.bit_of)
-        moments = [[op for op in ops if op not in self.bit_of] for ops in self.moments]
-        return cirq.Circuit(cirq.Moment(ops) for ops in [*moments, final] if ops)
+        return cirq.Circuit(cirq.Moment(ops) for ops in self.moments)
 
     def statement_(self) -> None:
         token = self.peek()
@@ -767,7 +757,6 @@ class Parser:
         writes: Sequence[int] = (),
     ) -> None:
         """Put ``op`` in the earliest moment its qubits and classical bits allow."""
-        self._check_static(op, qubits, token, bool(reads))
         at = max((self.free.get(q, 0) for q in qubits), default=0)
         at = max([at] + [self.written[b] + 1 for b in reads if b in self.written])
         at = max([at] + [self.read[b] + 1 for b in writes if b in self.read])
@@ -781,29 +770,6 @@ class Parser:
             self.read[b] = max(self.read.get(b, 0), at)
         for b in writes:
             self.written[b] = at
-
-    def _check_static(
-        self, op: cirq.Operation, qubits: Sequence[int], token: Token, controlled: bool
-    ) -> None:
-        """Refuse what makes a circuit dynamic (not simulated yet): an operation on a qubit
-        after its measurement, a classically controlled operation."""
-        if controlled:
-            raise self.fail(
-                token,
-                "classically controlled operations (if) are not supported yet",
-                _TODO_DYNAMIC,
-            )
-        for q in qubits:
-            if q in self.measured:
-                line = self.text.count("\n", 0, self.measured[q].offset) + 1
-                raise self.fail(
-                    token,
-                    f"{self.qubit_label(q)} is used after its measurement at line {line}: "
-                    "mid-circuit measurements are not supported yet",
-                    _TODO_DYNAMIC,
-                )
-        if cirq.is_measurement(op):
-            self.measured.update({q: token for q in qubits})
 
     def barrier(self) -> None:
         self.next()
@@ -947,15 +913,7 @@ class Parser:
                 "measure a register into a classical register of the same size",
             )
         for q, b in zip(source[1], target[1], strict=True):
-            if b in self.written:
-                raise self.fail(
-                    keyword,
-                    f"bit {self.bit_key(b)} is written by two measurements: mid-circuit "
-                    "measurements are not supported yet",
-                    _TODO_DYNAMIC,
-                )
             op = cirq.measure(self.qubit_of(q), key=self.bit_key(b)).with_tags(ClassicalBit(b))
-            self.bit_of[op] = b
             if condition is not None:
                 op = op.with_classical_controls(condition.cirq)
             reads = condition.bits if condition else ()

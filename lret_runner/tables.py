@@ -159,7 +159,13 @@ def describe(params: Mapping[str, Any], result: Mapping[str, Any]) -> list[tuple
     engine = str(result.get("backend_used") or params.get("simulator.name") or "n/a")
     if params.get("simulator.name") == "auto":
         engine = f"{engine} (chosen by auto)"
-    return [("circuit", circuit), ("noise", _noise_text(params)), ("engine", engine)]
+    rows = [("circuit", circuit), ("noise", _noise_text(params)), ("engine", engine)]
+    clbits = result.get("clbits")
+    if clbits and clbits != [f"m[{i}]" for i in range(len(clbits))]:  # a file's own bits
+        rows.append(("outcome bits", " ".join(clbits) + " (left to right in counts)"))
+    if result.get("branches"):
+        rows.append(("branches", f"{result['branches']} at most (a dynamic circuit)"))
+    return rows
 
 
 def _noise_text(params: Mapping[str, Any]) -> str:

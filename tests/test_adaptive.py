@@ -94,7 +94,7 @@ def test_model_truncation_keeps_what_the_engine_keeps() -> None:
     """The branch-weight model and the engine truncate one spectrum the same way."""
     weights = np.array([0.5, 0.3, 0.1, 1e-3, 5e-4, 2e-4, 1e-5])
     weights = weights / weights.sum()
-    kept, _ = costs._truncate(weights, 1e-3, cap=10)
+    kept, _ = costs._truncate(weights, 1e-3, cap=10, dim=2**10)
     engine = LretSimulator(rank_threshold=1e-3)
     w, _, _ = engine._keep(np.diag(weights).astype(np.complex128), 10)
     assert np.allclose(np.sort(kept), np.sort(w / w.sum()))

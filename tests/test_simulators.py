@@ -510,11 +510,26 @@ def test_lret_has_no_dense_memory_guard(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 @pytest.mark.parametrize("engine", sorted(ENGINES))
-def test_non_terminal_measurement_is_refused(engine: str) -> None:
+def test_a_mid_circuit_measurement_runs_as_branches_on_fdm_and_lret(engine: str) -> None:
+    """H, measure into a, X: a is uniform and the final state is the mixture of |1> and |0>
+    (closed form); the engines without branches refuse the circuit naming the others."""
     q0, q1 = cirq.LineQubit.range(2)
     circuit = cirq.Circuit(cirq.H(q0), cirq.measure(q0, key="a"), cirq.X(q0), cirq.H(q1))
-    with pytest.raises(SimulationError, match="only terminal measurements"):
-        make_engine(engine).run(circuit)
+    if engine not in ("fdm", "lret"):
+        with pytest.raises(ConfigError, match="use simulator=fdm or simulator=lret"):
+            make_engine(engine).run(circuit)
+        return
+    out = make_engine(engine).run(circuit)
+    np.testing.assert_allclose(out.outcomes, [0.5, 0.5], atol=1e-12)
+    plus = np.array([1, 1]) / 2
+    expected = np.kron(np.eye(2) / 2, np.outer(plus, plus) * 2)
+    rho = (
+        out.state.matrix
+        if hasattr(out.state, "matrix")
+        else out.state.factor @ out.state.factor.conj().T
+    )
+    np.testing.assert_allclose(rho, expected, atol=1e-12)
+    assert out.branches == 2
 
 
 @pytest.mark.parametrize(

@@ -466,6 +466,8 @@ class RunConfig:
     ideal_max_qubits: int = 30
     observables: list[str] = field(default_factory=list)  # Pauli strings, e.g. [ZZII, XIIX]
     save_probabilities: bool = False  # store the 2^n probabilities (n <= 16)
+    # a dynamic circuit (mid-circuit measurements, if): the most branches it may hold at once
+    max_branches: int = 1024
     timeout_seconds: float | None = None  # stop the simulation after this long (null: never)
     quiet: bool = False  # no progress bar and no terminal summary
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,9 @@ def choose_engine(prog: CompiledCircuit, **lret_params: Any) -> Choice:
     exceeds the limit) does auto choose trajectories, whose guarantee is statistical."""
     lret = make_engine("lret", **lret_params)
     assert isinstance(lret, LretSimulator)
+    dynamic = prog.dynamic
+    if dynamic:  # weighed as one branch: every branch costs both engines about as much
+        prog = _one_branch(prog)
     fits = dense_bytes(prog.n_qubits, prog.dtype, FDM_WORKING_FACTOR) <= available_bytes()
     pred = costs.predict(
         prog,
@@ -87,6 +91,9 @@ def choose_engine(prog: CompiledCircuit, **lret_params: Any) -> Choice:
             missed = f"{pred.lret_seconds:.3g} s, more than run.timeout_seconds={limit:g}"
         else:
             return Choice("lret", f"{reason}; lret is predicted to need {rank}", predicted)
+        if dynamic:
+            return Choice("lret", f"{reason}; lret holds the branches of a dynamic circuit "
+                          f"(predicted to need {rank} per branch)", predicted)  # fmt: skip
         reason += (
             f", and lret at {asked} is predicted to need {missed}: trajectories estimate "
             "each figure to a standard error of run.accuracy instead (a statistical "
@@ -107,6 +114,13 @@ def choose_engine(prog: CompiledCircuit, **lret_params: Any) -> Choice:
         f"({rank}): {engine} is faster"
     )
     return Choice(engine, reason, predicted)
+
+
+def _one_branch(prog: CompiledCircuit) -> CompiledCircuit:
+    """A dynamic circuit as one branch would see it: its mid-circuit measurements left out,
+    every classically controlled operation applied."""
+    moments = tuple(tuple(i for i in m if i.bit is None) for m in prog.moments)
+    return dataclasses.replace(prog, moments=moments)
 
 
 def make_engine(name: str, **params: Any) -> Engine:

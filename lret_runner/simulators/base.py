@@ -35,12 +35,19 @@ DTYPES = {"complex128": np.complex128, "complex64": np.complex64}
 
 @dataclass(frozen=True)
 class Instruction:
-    """One operation: a unitary (``kraus`` has one matrix, ``is_channel`` False) or a channel."""
+    """One operation: a unitary (``kraus`` has one matrix, ``is_channel`` False), a channel, or
+    a mid-circuit measurement of its one target into the classical bit ``bit`` (no matrices).
+    ``conditions`` (Cirq's, on the bits ``reads``) make it act only where they hold."""
 
     targets: tuple[int, ...]
     kraus: tuple[np.ndarray, ...]
     is_channel: bool
     noise: bool = False  # added by a noise model (tagged NOISE_TAG): absent from the ideal circuit
+    bit: int | None = None  # a mid-circuit measurement: the index of its bit in ``clbits``
+    # ... and its readout error: P(record 1 | outcome 0), P(record 0 | outcome 1)
+    flips: tuple[float, float] = (0.0, 0.0)
+    conditions: tuple[cirq.Condition, ...] = ()
+    reads: tuple[int, ...] = ()  # the bits (indices in ``clbits``) the conditions read
 
 
 @dataclass(frozen=True)
@@ -49,18 +56,26 @@ class CompiledCircuit:
 
     n_qubits: int
     moments: tuple[tuple[Instruction, ...], ...]
-    # the qubits measured at the end, may be empty, and the classical bit each writes (its
-    # measurement key; ``key[i]`` for the i-th qubit of a measurement of several), in the
-    # order of the run's outcome bits: a file's declaration order, else measurement order
+    # the qubits measured at the end (terminal measurements), may be empty
     measured: tuple[int, ...]
+    # the classical bits the measurements write (a measurement's key; ``key[i]`` for the
+    # i-th qubit of a measurement of several), in the order of the run's outcome bits: a
+    # file's declaration order, else the order they are first written
     clbits: tuple[str, ...]
     circuit: cirq.Circuit  # the circuit it was compiled from
     qubits: tuple[cirq.Qid, ...]  # its qubit order
     dtype: type  # of the matrices
+    final_bits: tuple[int, ...] = ()  # the bit (index in ``clbits``) of each of ``measured``
 
     @property
     def noisy(self) -> bool:
         return any(ins.is_channel for moment in self.moments for ins in moment)
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether it measures mid-circuit or controls operations classically: its state is
+        an ensemble of branches, one per value of the classical bits (``branches.py``)."""
+        return any(ins.bit is not None or ins.conditions for m in self.moments for ins in m)
 
 
 def compile_circuit(
@@ -68,25 +83,26 @@ def compile_circuit(
 ) -> CompiledCircuit:
     """Turn a (noisy) circuit into instructions on qubit indices.
 
-    Measurements must be terminal: they are recorded in ``measured`` (and the bits they
-    write in ``clbits``) and the engines return the pre-measurement state, from whose
-    diagonal the distribution of the measured bits is computed.
+    A terminal measurement (nothing acts on its qubit after it, nothing reads or rewrites
+    its bit) is recorded in ``measured``: the engines return the state before it, and the
+    distribution of its bit comes from the state's diagonal. Any other measurement is an
+    instruction that splits the state into branches, and a classically controlled
+    operation an instruction with conditions (``branches.py`` runs them).
     """
     import cirq
 
+    from lret_runner.circuits import measured_bits
     from lret_runner.noise import NOISE_TAG
-    from lret_runner.qasm import ClassicalBit
 
     order = list(qubits) if qubits is not None else sorted(circuit.all_qubits())
     index = {q: i for i, q in enumerate(order)}
     missing = circuit.all_qubits() - set(order)
     if missing:
         raise SimulationError(f"circuit acts on qubits {sorted(missing)} outside the qubit order")
+    clbits, terminal = _classical_bits(circuit)
+    bit_index = {b: i for i, b in enumerate(clbits)}
     moments: list[tuple[Instruction, ...]] = []
-    # (position of the bit, qubit, bit): a file's measurements carry their bit's position in
-    # its declaration order (qasm.ClassicalBit), others are in the order they come
-    readout: list[tuple[int, int, str]] = []
-    measured_qubits: set[int] = set()
+    readout: list[tuple[int, int]] = []  # (bit, qubit) of the terminal measurements
     # an operation that repeats (a Grover oracle, the same noise channel on the same qubit)
     # is converted once: its matrices are shared, not rebuilt and stored again
     seen: dict[cirq.Operation, Instruction] = {}
@@ -94,37 +110,75 @@ def compile_circuit(
         instructions = []
         for op in moment:
             targets = tuple(index[q] for q in op.qubits)
-            if cirq.is_measurement(op):
-                key = cirq.measurement_key_name(op)
-                bits = [key] if len(targets) == 1 else [f"{key}[{i}]" for i in range(len(targets))]
-                position = [t.index for t in op.tags if isinstance(t, ClassicalBit)]
-                for target, bit in zip(targets, bits, strict=True):
-                    readout.append((position[0] if position else len(readout), target, bit))
-                measured_qubits.update(targets)
+            if cirq.is_measurement(op) and (m_index, op) in terminal:
+                readout += [
+                    (bit_index[b], t) for b, t in zip(measured_bits(op), targets, strict=True)
+                ]
                 continue
-            if set(targets) & measured_qubits:
-                raise SimulationError(
-                    f"moment {m_index}: {op} acts on a measured qubit; only terminal "
-                    "measurements are supported"
-                )
             try:
                 instruction = seen.get(op)
             except TypeError:  # an unhashable operation: converted every time
                 instruction = None
             if instruction is None:
-                instruction = _instruction(op, targets, m_index, dtype)
+                instruction = _instruction(op, targets, m_index, dtype, bit_index)
                 if NOISE_TAG in op.tags:
                     instruction = dataclasses.replace(instruction, noise=True)
                 with contextlib.suppress(TypeError):
                     seen[op] = instruction
-            instructions.append(instruction)
+            if instruction.bit is not None:  # one per measured qubit, with its readout error
+                confusion = getattr(op.gate, "confusion_map", None) or {}
+                instructions += [
+                    dataclasses.replace(
+                        instruction,
+                        targets=(t,),
+                        bit=bit_index[b],
+                        flips=_flips(confusion.get((i,))),
+                    )
+                    for i, (t, b) in enumerate(zip(targets, measured_bits(op), strict=True))
+                ]
+            else:
+                instructions.append(instruction)
         moments.append(tuple(instructions))
-    readout.sort(key=lambda entry: entry[0])
-    measured = tuple(q for _, q, _ in readout)
-    clbits = tuple(b for _, _, b in readout)
+    readout.sort()
     return CompiledCircuit(
-        len(order), tuple(moments), measured, clbits, circuit, tuple(order), dtype
+        len(order),
+        tuple(moments),
+        tuple(q for _, q in readout),
+        clbits,
+        circuit,
+        tuple(order),
+        dtype,
+        tuple(b for b, _ in readout),
     )
+
+
+def _flips(confusion: np.ndarray | None) -> tuple[float, float]:
+    """A one-qubit confusion matrix (M[i][j] = P(record j | outcome i)) as the probabilities
+    of flipping 0 and 1."""
+    if confusion is None:
+        return (0.0, 0.0)
+    return (float(confusion[0][1]), float(confusion[1][0]))
+
+
+def _classical_bits(
+    circuit: cirq.Circuit,
+) -> tuple[tuple[str, ...], set[tuple[int, cirq.Operation]]]:
+    """The bits the circuit's measurements write, in outcome order (a file's measurements
+    carry their bit's position in its declaration order, ``qasm.ClassicalBit``; others come
+    in the order they are first written), and the terminal measurements as (moment, op)."""
+    import cirq
+
+    from lret_runner.circuits import measured_bits, terminal_measurements
+    from lret_runner.qasm import ClassicalBit
+
+    first: dict[str, tuple[bool, int, int]] = {}
+    for moment in circuit:
+        for op in moment:
+            if cirq.is_measurement(op):
+                tagged = [t.index for t in op.tags if isinstance(t, ClassicalBit)]
+                for b in measured_bits(op):
+                    first.setdefault(b, (not tagged, tagged[0] if tagged else 0, len(first)))
+    return tuple(sorted(first, key=first.__getitem__)), terminal_measurements(circuit)
 
 
 # operations on more qubits than this have their matrix size checked before Cirq builds it
@@ -134,10 +188,29 @@ _OPERATION_WORKING_FACTOR = 4.0
 
 
 def _instruction(
-    op: cirq.Operation, targets: tuple[int, ...], m_index: int, dtype: type
+    op: cirq.Operation,
+    targets: tuple[int, ...],
+    m_index: int,
+    dtype: type,
+    bit_index: dict[str, int],
 ) -> Instruction:
     import cirq
 
+    from lret_runner.circuits import measured_bits
+
+    conditions = tuple(op.classical_controls)
+    if conditions:
+        reads = sorted({bit_index.get(str(k), -1) for c in conditions for k in c.keys})
+        if reads and reads[0] < 0:
+            unknown = sorted(str(k) for c in conditions for k in c.keys if str(k) not in bit_index)
+            raise SimulationError(
+                f"moment {m_index}: an operation is controlled by {', '.join(unknown)}, which no "
+                "measurement writes"
+            )
+        inner = _instruction(op.without_classical_controls(), targets, m_index, dtype, bit_index)
+        return dataclasses.replace(inner, conditions=conditions, reads=tuple(reads))
+    if cirq.is_measurement(op):  # mid-circuit: the first bit (compile_circuit splits the rest)
+        return Instruction(targets, (), False, bit=bit_index[measured_bits(op)[0]])
     _check_operation_memory(op, m_index)
     if cirq.has_unitary(op):
         return Instruction(targets, (np.asarray(cirq.unitary(op), dtype=dtype),), False)
@@ -197,6 +270,10 @@ class EngineOutput:
     standard_errors: dict[str, float] = field(default_factory=dict)
     samples: int | None = None
     method: str | None = None
+    # a dynamic circuit (branches.py): the most branches held at once, and the exact
+    # distribution over the circuit's classical bits (``CompiledCircuit.clbits``)
+    branches: int | None = None
+    outcomes: np.ndarray | None = None
 
 
 class Engine(ABC):
@@ -228,9 +305,25 @@ class Engine(ABC):
         else:
             prog = compile_circuit(circuit, qubits, self.dtype)
         start = time.perf_counter()
-        out = self._run(prog, progress or (lambda done, total: None))
+        report = progress or (lambda done, total: None)
+        if prog.dynamic:
+            from lret_runner.simulators import branches
+
+            out = branches.run(self.branching(), prog, report)
+        else:
+            out = self._run(prog, report)
         out.simulation_time_seconds = time.perf_counter() - start
         return out
+
+    def branching(self) -> Any:
+        """The engine's :class:`~lret_runner.simulators.branches.Branching` (dynamic circuits:
+        mid-circuit measurements, classical control), or a refusal naming the engines that
+        have one."""
+        raise ConfigError(
+            f"simulator={self.name} cannot run a dynamic circuit (mid-circuit measurements or "
+            "classically controlled operations): use simulator=fdm or simulator=lret (exact "
+            "ensembles of branches), or simulator=auto"
+        )
 
     def check_memory(self, prog: CompiledCircuit) -> None:
         """Raise :class:`MemoryRefusal`, before anything is allocated, when the least state

@@ -229,19 +229,26 @@ def predict(
             weights, dropped = _truncate(
                 np.outer(weights, channel_probabilities(ins)).ravel(),
                 rank_threshold,
-                min(max_rank or dim, dim, _MODEL_MAX_WEIGHTS),
+                min(max_rank or _MODEL_MAX_WEIGHTS, _MODEL_MAX_WEIGHTS),
+                dim,
             )
             error += dropped
             top = max(top, len(weights))
     return Prediction(sum(dense) + final, lret, top, None, error)
 
 
-def _truncate(weights: np.ndarray, threshold: float, cap: int) -> tuple[np.ndarray, float]:
+def _truncate(
+    weights: np.ndarray, threshold: float, cap: int, dim: int
+) -> tuple[np.ndarray, float]:
     """The weights LRET's truncation keeps (see ``LretSimulator._keep``), renormalised, and
-    the relative weight it drops."""
+    the relative weight it drops. Beyond ``dim`` (the space's dimension) the model's
+    branches overlap: the state has at most ``dim`` directions, and cutting the model to
+    ``dim`` weights loses nothing."""
     w = np.sort(weights)
     total = w.sum()
     drop = int(np.searchsorted(np.cumsum(w) / total, threshold, side="right"))
     drop = max(drop, len(w) - cap, int((w <= 1e-14 * w[-1]).sum()))
     kept = w[min(drop, len(w) - 1) :]
-    return kept / kept.sum(), float(1 - kept.sum() / total)
+    dropped = float(1 - kept.sum() / total)
+    kept = kept[-dim:]
+    return kept / kept.sum(), dropped

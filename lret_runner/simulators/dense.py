@@ -50,6 +50,7 @@ prices.
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
 import math
@@ -356,12 +357,42 @@ class Fuser:
 
     def flush(self) -> np.ndarray | None:
         """Apply what is pending; rho as a complex tensor with 2n axes (None in a dry run)."""
+        self.settle()
+        self.applied.append(Pass(tuple(range(self.n)), "basis"))
+        return None if self.coeffs is None else self._to_standard()
+
+    def settle(self) -> None:
+        """Apply what is pending (rho stays in the Pauli basis)."""
         for t, r in self.pending.items():
             self._apply(t, r)
         self.pending.clear()
         self._owner.clear()
-        self.applied.append(Pass(tuple(range(self.n)), "basis"))
-        return None if self.coeffs is None else self._to_standard()
+
+    def copy(self) -> Fuser:
+        """An independent fuser holding the same rho (pending operations included)."""
+        other = copy.copy(self)
+        other.order, other.applied = list(self.order), list(self.applied)
+        other.pending, other._owner = dict(self.pending), dict(self._owner)
+        other.coeffs = None if self.coeffs is None else self.coeffs.copy()
+        other._spare = None
+        return other
+
+    def trace(self) -> float:
+        """tr rho: the coefficient of the identity string (rho = sum_P c_P P / 2^n)."""
+        self.settle()
+        assert self.coeffs is not None
+        return float(self.coeffs[0])
+
+    def add(self, other: Fuser) -> None:
+        """rho += ``other``'s rho."""
+        self.settle()
+        other.settle()
+        assert self.coeffs is not None and other.coeffs is not None
+        x = other.coeffs
+        if other.order != self.order:
+            perm = [other.order.index(q) for q in self.order]
+            x = x.reshape((4,) * self.n).transpose(perm).reshape(-1)
+        self.coeffs += x
 
     # ------------------------------------------------------------------ fusion
     def _touched(self, targets: tuple[int, ...]) -> list[tuple[int, ...]]:
@@ -485,6 +516,13 @@ class Fuser:
                 col[self.order[first + i]] = 2 * first + k + i
         axes = [row[q] for q in range(n)] + [col[q] for q in range(n)]
         return np.ascontiguousarray(x.reshape((2,) * (2 * n)).transpose(axes))
+
+
+def projector(qubit: int, outcome: int, dtype: type) -> Instruction:
+    """P_outcome on ``qubit`` as an instruction (a one-operator, trace-decreasing map)."""
+    p = np.zeros((2, 2), dtype=dtype)
+    p[outcome, outcome] = 1.0
+    return Instruction((qubit,), (p,), True)
 
 
 def _phases(n: int, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ from lret_runner.simulators.base import (
     check_dense_memory,
     check_dtype,
 )
-from lret_runner.simulators.dense import RANK_MAX_QUBITS, Fuser, blas_controller
+from lret_runner.simulators.dense import RANK_MAX_QUBITS, Fuser, blas_controller, projector
 
 # complex copies of rho that live at once: the coefficients and a transposing copy's target
 # (half a copy each), the complex result and its transposed copy at the end (2.5), and the
@@ -40,6 +40,9 @@ class FdmSimulator(Engine):
     def check_qubits(self, n_qubits: int) -> None:
         """Refuse, before allocating, a dense state that does not fit in free memory."""
         check_dense_memory(self.name, n_qubits, self.dtype, WORKING_FACTOR)
+
+    def branching(self) -> _Branching:
+        return _Branching(self.dtype)
 
     def _run(self, prog: CompiledCircuit, progress: ProgressCallback) -> EngineOutput:
         n = prog.n_qubits
@@ -63,3 +66,58 @@ class FdmSimulator(Engine):
             memory_used_mb=state.matrix.nbytes / 2**20,
             final_rank=final_rank,
         )
+
+
+class _Branching:
+    """fdm's branches (``branches.py``): each a fuser holding rho in the Pauli basis."""
+
+    def __init__(self, dtype: type) -> None:
+        self.dtype = dtype
+
+    def ground(self, prog: CompiledCircuit) -> Fuser:
+        check_dense_memory("fdm", prog.n_qubits, self.dtype, WORKING_FACTOR)
+        return Fuser.ground(prog.n_qubits, self.dtype)
+
+    def evolve(self, state: Fuser, prog: CompiledCircuit, share: float) -> tuple[Fuser, float]:
+        for moment in prog.moments:
+            for ins in moment:
+                state.apply(ins)
+        return state, 0.0
+
+    def project(self, state: Fuser, qubit: int, outcome: int) -> Fuser:
+        new = state.copy()
+        new.apply(projector(qubit, outcome, self.dtype))
+        return new
+
+    def weight(self, state: Fuser) -> float:
+        return state.trace()
+
+    def nbytes(self, state: Fuser) -> int:
+        return 0 if state.coeffs is None else state.coeffs.nbytes
+
+    def merge(self, a: Fuser, b: Fuser) -> Fuser:
+        a.add(b)
+        return a
+
+    def scale(self, state: Fuser, factor: float) -> Fuser:
+        state.settle()
+        state.coeffs *= factor  # type: ignore[operator]
+        return state
+
+    def copy(self, state: Fuser) -> Fuser:
+        return state.copy()
+
+    def diagonal(self, state: Fuser) -> np.ndarray:
+        rho = state.copy().flush()
+        assert rho is not None
+        dim = 2**state.n
+        return np.clip(np.diagonal(rho.reshape(dim, dim)).real.astype(np.float64), 0.0, None)
+
+    def total(self, states: list[Fuser]) -> tuple[Dense, int | None]:
+        first = states[0]
+        for other in states[1:]:
+            first.add(other)
+        rho = first.flush()
+        assert rho is not None
+        dim = 2**first.n
+        return Dense(np.ascontiguousarray(rho.reshape(dim, dim))), None

@@ -24,11 +24,13 @@ WORKING_FACTOR = 3.0
 
 def noiseless_program(prog: CompiledCircuit) -> CompiledCircuit | str:
     """``prog`` without the instructions its noise model added, or why it has no state
-    vector (an operation of the circuit itself that is not unitary, such as a reset)."""
+    vector (an operation of the circuit itself that is not unitary, such as a reset). A
+    dynamic circuit keeps its resets: it is run as branches (its outcome distribution is
+    the reference), never as a state vector."""
     moments = []
     for index, moment in enumerate(prog.moments):
         kept = tuple(ins for ins in moment if not ins.noise)
-        if any(ins.is_channel for ins in kept):
+        if not prog.dynamic and any(ins.is_channel for ins in kept):
             return (
                 f"the circuit without its noise is not unitary (moment {index} of the noisy "
                 "circuit holds a channel that is not the noise model's), so it has no "

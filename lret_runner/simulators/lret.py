@@ -52,6 +52,7 @@ import functools
 import itertools
 import logging
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -71,7 +72,7 @@ from lret_runner.simulators.base import (
     check_dtype,
     dense_bytes,
 )
-from lret_runner.simulators.dense import RANK_MAX_QUBITS, Fuser
+from lret_runner.simulators.dense import RANK_MAX_QUBITS, Fuser, projector
 from lret_runner.simulators.fusion import Block, GateFuser
 
 log = logging.getLogger(__name__)
@@ -223,7 +224,9 @@ class LretSimulator(Engine):
                 f"Use a circuit with fewer qubits{half}"
             )
 
-    def _start(self, prog: CompiledCircuit, dense_seconds: list[float]) -> _Budget:
+    def _start(
+        self, prog: CompiledCircuit, dense_seconds: list[float], target: float | None
+    ) -> _Budget:
         """The run's truncation budget (the rank cap the memory budget allows), and a warning,
         before anything runs, when ``accuracy`` is predicted to be missed: a rank the memory
         budget does not allow, a ``rank_threshold`` that drops more than ``accuracy`` in all,
@@ -231,7 +234,7 @@ class LretSimulator(Engine):
         budget = self.memory_budget()
         cap = self.rank_cap(prog.n_qubits)
         channels = [sum(ins.is_channel for ins in moment) for moment in prog.moments]
-        plan = _Budget(self.rank_threshold or 0.0, cap, self.target_error, channels, budget)
+        plan = _Budget(self.rank_threshold or 0.0, cap, target, channels, budget)
         if not sum(channels):
             return plan
         dense = self.representation == "adaptive" and (
@@ -239,7 +242,7 @@ class LretSimulator(Engine):
         )
         pred = costs.predict(
             prog,
-            rank_threshold=self.step_threshold(prog),
+            rank_threshold=self.step_threshold(prog, target),
             max_rank=self.max_rank,
             dense_allowed=dense,
             dense_seconds=dense_seconds,
@@ -271,12 +274,14 @@ class LretSimulator(Engine):
         per_column = 2**n_qubits * np.dtype(self.dtype).itemsize * WORKING_FACTOR
         return max(int(self.memory_budget() // per_column), 1)
 
-    def step_threshold(self, prog: CompiledCircuit) -> float:
-        """The weight one truncation may discard: ``rank_threshold``, or ``accuracy`` shared
-        equally among the run's channels (what the budget starts with)."""
+    def step_threshold(self, prog: CompiledCircuit, target: float | None = None) -> float:
+        """The weight one truncation may discard: ``rank_threshold``, or the ``target`` error
+        (default ``accuracy``) shared equally among the run's channels (what the budget
+        starts with)."""
         if self.rank_threshold is not None:
             return self.rank_threshold
-        return self.accuracy / max(sum(ins.is_channel for m in prog.moments for ins in m), 1)
+        target = self.accuracy if target is None else target
+        return target / max(sum(ins.is_channel for m in prog.moments for ins in m), 1)
 
     def _ensure(self, nbytes: float, n: int, rank: int) -> None:
         """Refuse an allocation of ``nbytes`` that does not fit in free memory (checked
@@ -295,20 +300,60 @@ class LretSimulator(Engine):
         n = prog.n_qubits
         dim = 2**n
         self.check_memory(prog)
+        run = self._evolve(prog, progress, ground_factor(n, self.dtype), None, self.target_error)
+        if run.dense is not None:
+            matrix = np.ascontiguousarray(run.dense.flush().reshape(dim, dim))
+            state: State = Dense(matrix)
+            final_rank = rank_of(state) if n <= RANK_MAX_QUBITS else None
+        else:
+            assert run.factor is not None
+            state = LowRank(np.ascontiguousarray(run.factor.reshape(dim, -1)))
+            final_rank = run.factor.shape[-1]
+        return EngineOutput(
+            state=state,
+            simulation_time_seconds=0.0,
+            memory_used_mb=run.peak_bytes / 2**20,
+            truncation_error=run.error,
+            final_rank=final_rank,
+            widest_factor=run.widest,
+            rank_history=run.history,
+            dense_history=run.dense_history,
+            representation_switches=run.switches,
+            warnings=run.warnings,
+        )
+
+    def branching(self) -> _Branching:
+        return _Branching(self)
+
+    def _evolve(
+        self,
+        prog: CompiledCircuit,
+        progress: ProgressCallback,
+        factor: np.ndarray | None,
+        dense: Fuser | None,
+        target: float | None,
+    ) -> _Evolved:
+        """A trace-1 state (the factor L as a tensor with n + 1 axes, or rho held ``dense``)
+        through ``prog``; ``target``: the error its truncations may spend (None:
+        ``rank_threshold`` sets each one's)."""
+        n = prog.n_qubits
+        dim = 2**n
         # each moment's cost on a dense rho, and a dense moment's mean cost from each moment on
         # (what the factor's cost of a moment is weighed against)
         dense_seconds = costs.dense_moment_seconds(prog)
         ahead = costs.mean_ahead(dense_seconds)
-        self._budget = plan = self._start(prog, dense_seconds)
-        factor = np.zeros((2,) * n + (1,), dtype=self.dtype)
-        factor[(0,) * n + (0,)] = 1.0
+        self._budget = plan = self._start(prog, dense_seconds, target)
         error = 0.0
-        peak_bytes = factor.nbytes
-        widest = 1
+        peak_bytes = (
+            factor.nbytes
+            if factor is not None
+            else dense_bytes(n, self.dtype, DENSE_WORKING_FACTOR)
+        )
+        widest = 1 if factor is None else factor.shape[-1]
         history: list[int] = []
         dense_history: list[bool] = []
         switches: list[dict[str, Any]] = []
-        dense: Fuser | None = None  # the state while it is held dense
+        spent, wait = 0.0, _RETURN_AFTER * costs.eig_seconds(dim)
         # gates wait in blocks (simulators/fusion.py) until a channel on their qubits, the
         # switch to dense or the end; applying one may need a spare factor
         gates, spare = GateFuser(), None
@@ -376,25 +421,18 @@ class LretSimulator(Engine):
             history.append(dim if dense is not None else factor.shape[-1])
             dense_history.append(dense is not None)
             progress(done, len(prog.moments))
-        factor, spare = self._apply(factor, gates.release(), spare)
-        if dense is not None:
-            matrix = np.ascontiguousarray(dense.flush().reshape(dim, dim))
-            state: State = Dense(matrix)
-            final_rank = rank_of(state) if n <= RANK_MAX_QUBITS else None
-        else:
-            state = LowRank(np.ascontiguousarray(factor.reshape(dim, -1)))
-            final_rank = factor.shape[-1]
-        return EngineOutput(
-            state=state,
-            simulation_time_seconds=0.0,
-            memory_used_mb=peak_bytes / 2**20,
-            truncation_error=error,
-            final_rank=final_rank,
-            widest_factor=widest,
-            rank_history=history,
-            dense_history=dense_history,
-            representation_switches=switches,
-            warnings=plan.finish(error),
+        if dense is None:
+            factor, spare = self._apply(factor, gates.release(), spare)
+        return _Evolved(
+            None if dense is not None else factor,
+            dense,
+            error,
+            peak_bytes,
+            widest,
+            history,
+            dense_history,
+            switches,
+            plan.finish(error),
         )
 
     def _apply(
@@ -601,6 +639,146 @@ class _Budget:
                 f"run.accuracy={self.target:g} was not met: truncation_error is {error:.3g}{why}"
             )
         return self.warnings
+
+
+@dataclass
+class _Evolved:
+    """A state through a program (:meth:`LretSimulator._evolve`): L (None while dense) or the
+    dense rho, and how it got there."""
+
+    factor: np.ndarray | None
+    dense: Fuser | None
+    error: float
+    peak_bytes: float
+    widest: int
+    history: list[int]
+    dense_history: list[bool]
+    switches: list[dict[str, Any]]
+    warnings: list[str]
+
+
+def ground_factor(n: int, dtype: type) -> np.ndarray:
+    """L of |0...0>: a tensor with n qubit axes and one rank axis."""
+    factor = np.zeros((2,) * n + (1,), dtype=dtype)
+    factor[(0,) * n + (0,)] = 1.0
+    return factor
+
+
+@dataclass
+class _Part:
+    """A branch of a dynamic circuit (``branches.py``): its weight (probability) and its
+    state normalised to trace 1, a factor or dense (truncations renormalise to trace 1)."""
+
+    weight: float
+    factor: np.ndarray | None = None
+    dense: Fuser | None = None
+
+
+class _Branching:
+    """lret's branches: each evolves with the engine's own machinery (factor, dense phases,
+    truncations) and spends its share of the accuracy budget in proportion to its weight."""
+
+    def __init__(self, engine: LretSimulator) -> None:
+        self.engine = engine
+
+    def ground(self, prog: CompiledCircuit) -> _Part:
+        self.engine.check_memory(prog)
+        return _Part(1.0, ground_factor(prog.n_qubits, self.engine.dtype))
+
+    def evolve(self, state: _Part, prog: CompiledCircuit, share: float) -> tuple[_Part, float]:
+        target = self.engine.target_error
+        run = self.engine._evolve(
+            prog,
+            lambda done, total: None,
+            state.factor,
+            state.dense,
+            None if target is None else target * share,
+        )
+        return _Part(state.weight, run.factor, run.dense), run.error * state.weight
+
+    def project(self, state: _Part, qubit: int, outcome: int) -> _Part:
+        if state.factor is not None:
+            factor = state.factor.copy()
+            other = [slice(None)] * factor.ndim
+            other[qubit] = 1 - outcome
+            factor[tuple(other)] = 0.0
+            norm = float(np.vdot(factor, factor).real)
+            if norm > 0:
+                factor /= np.sqrt(norm)
+            return _Part(state.weight * norm, factor)
+        assert state.dense is not None
+        dense = state.dense.copy()
+        dense.apply(projector(qubit, outcome, self.engine.dtype))
+        trace = dense.trace()
+        if trace > 0:
+            dense.coeffs /= trace  # type: ignore[operator]
+        return _Part(state.weight * trace, dense=dense)
+
+    def weight(self, state: _Part) -> float:
+        return state.weight
+
+    def nbytes(self, state: _Part) -> int:
+        if state.factor is not None:
+            return state.factor.nbytes
+        assert state.dense is not None and state.dense.coeffs is not None
+        return state.dense.coeffs.nbytes
+
+    def scale(self, state: _Part, factor: float) -> _Part:
+        state.weight *= factor
+        return state
+
+    def copy(self, state: _Part) -> _Part:
+        factor = None if state.factor is None else state.factor.copy()
+        return _Part(state.weight, factor, None if state.dense is None else state.dense.copy())
+
+    def merge(self, a: _Part, b: _Part) -> _Part:
+        total = a.weight + b.weight
+        if total <= 0:
+            return a
+        if a.factor is not None and b.factor is not None:
+            parts = [a.factor * np.sqrt(a.weight / total), b.factor * np.sqrt(b.weight / total)]
+            return _Part(total, np.concatenate(parts, axis=-1))
+        dense = self._dense(a, a.weight / total)
+        dense.add(self._dense(b, b.weight / total))
+        return _Part(total, dense=dense)
+
+    def _dense(self, part: _Part, scale: float) -> Fuser:
+        """The part's rho, dense, times ``scale``."""
+        if part.factor is not None:
+            fuser = Fuser(_to_dense(part.factor), part.factor.ndim - 1)
+        else:
+            assert part.dense is not None
+            fuser = part.dense
+        fuser.settle()
+        fuser.coeffs *= scale  # type: ignore[operator]
+        return fuser
+
+    def diagonal(self, state: _Part) -> np.ndarray:
+        if state.factor is not None:
+            n = state.factor.ndim - 1
+            mat = state.factor.reshape(2**n, -1)
+            diag = np.einsum("ij,ij->i", mat.conj(), mat).real
+        else:
+            assert state.dense is not None
+            rho = state.dense.copy().flush()
+            assert rho is not None
+            dim = 2**state.dense.n
+            diag = np.diagonal(rho.reshape(dim, dim)).real
+        return state.weight * np.clip(diag.astype(np.float64), 0.0, None)
+
+    def total(self, states: list[_Part]) -> tuple[State, int | None]:
+        if all(s.factor is not None for s in states):
+            parts = [s.factor * np.sqrt(s.weight) for s in states]  # type: ignore[operator]
+            n = parts[0].ndim - 1
+            factor = np.concatenate(parts, axis=-1).reshape(2**n, -1)
+            return LowRank(np.ascontiguousarray(factor)), None
+        first = self._dense(states[0], states[0].weight)
+        for s in states[1:]:
+            first.add(self._dense(s, s.weight))
+        rho = first.flush()
+        assert rho is not None
+        dim = 2**first.n
+        return Dense(np.ascontiguousarray(rho.reshape(dim, dim))), None
 
 
 def _to_dense(factor: np.ndarray) -> np.ndarray:
