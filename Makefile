@@ -103,6 +103,7 @@ bench: venv
 	$(PY) benchmarks/bench_sweep.py
 	$(PY) benchmarks/bench_threads.py
 	$(PY) benchmarks/bench_ideal.py
+	$(PY) benchmarks/bench_branches.py
 	$(PY) benchmarks/bench_trajectories.py
 	$(PY) benchmarks/bench_optimize.py
 	$(PY) benchmarks/bench_api.py

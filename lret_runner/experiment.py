@@ -337,7 +337,7 @@ def prepare_circuit(
     if program.dynamic:  # an engine that holds branches, and not too many of them
         check_range("run.max_branches", max_branches, 1, integer=True)
         branches.check(program, max_branches)
-        engine.branching()
+        engine.check_dynamic()
     engine.check_memory(program)  # before anything is allocated or recorded
     ideal: CompiledCircuit | str = (
         noiseless_program(program)

@@ -862,7 +862,7 @@ class Parser:
                 op = op.with_classical_controls(condition.cirq)
             self.place(op, [q], keyword, reads=condition.bits if condition else ())
 
-    def measure(self, condition: _Condition | None = None) -> None:
+    def measure(self) -> None:
         keyword = self.next()
         source = self.operand()
         if not self.accept("->"):
@@ -873,18 +873,18 @@ class Parser:
             )
         target = self.bits()
         self.expect(";")
-        self._measure(keyword, source, target, condition)
+        self._measure(keyword, source, target)
 
-    def assignment(self, condition: _Condition | None = None) -> None:
+    def assignment(self) -> None:
         """``c[i] = measure q[j];`` / ``c = measure q;`` (OpenQASM 3)."""
         first = self.peek()
         if first.text not in self.cregs:
             if first.text in self.qregs or first.text in self.gates or first.text in STANDARD:
-                self.gate_call(condition)
+                self.gate_call()
                 return
             raise self.fail(first, f"'{first.text}' is not declared")
         target = self.bits()
-        equals = self.expect("=")
+        self.expect("=")
         keyword = self.peek()
         if keyword.text != "measure":
             raise self.fail(
@@ -893,18 +893,16 @@ class Parser:
                 "lret_runner reads",
                 _TODO_REFUSED,
             )
-        del equals
         self.next()
         source = self.operand()
         self.expect(";")
-        self._measure(keyword, source, target, condition)
+        self._measure(keyword, source, target)
 
     def _measure(
         self,
         keyword: Token,
         source: tuple[Token, list[int]],
         target: tuple[Token, list[int]],
-        condition: _Condition | None,
     ) -> None:
         if len(source[1]) != len(target[1]):
             raise self.fail(
@@ -914,10 +912,7 @@ class Parser:
             )
         for q, b in zip(source[1], target[1], strict=True):
             op = cirq.measure(self.qubit_of(q), key=self.bit_key(b)).with_tags(ClassicalBit(b))
-            if condition is not None:
-                op = op.with_classical_controls(condition.cirq)
-            reads = condition.bits if condition else ()
-            self.place(op, [q], keyword, reads=reads, writes=[b])
+            self.place(op, [q], keyword, writes=[b])
 
     # ------------------------------------------------------------------ classical control
 
@@ -944,9 +939,13 @@ class Parser:
 
     def _controlled(self, condition: _Condition) -> None:
         token = self.peek()
-        if token.text == "measure":
-            self.measure(condition)
-        elif token.text == "reset":
+        if token.text == "measure" or (token.text in self.cregs and self.peek(1).text in "=["):
+            raise self.fail(
+                token,
+                "a classically controlled measurement is not supported",
+                "measure unconditionally (the if can control the gates after it)",
+            )
+        if token.text == "reset":
             self.reset(condition)
         elif token.text == "if":
             raise self.fail(
@@ -955,10 +954,7 @@ class Parser:
         elif token.text == "barrier":
             self.barrier()
         elif token.kind == "id" and token.text not in _REFUSED_WORDS:
-            if self.peek(1).text in ("=", "[") and token.text in self.cregs:
-                self.assignment(condition)
-            else:
-                self.gate_call(condition)
+            self.gate_call(condition)
         else:
             raise self.fail(
                 token,

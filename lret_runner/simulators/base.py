@@ -47,7 +47,9 @@ class Instruction:
     # ... and its readout error: P(record 1 | outcome 0), P(record 0 | outcome 1)
     flips: tuple[float, float] = (0.0, 0.0)
     conditions: tuple[cirq.Condition, ...] = ()
-    reads: tuple[int, ...] = ()  # the bits (indices in ``clbits``) the conditions read
+    # the bits the conditions read: (name, index in ``clbits``, or -1 for a bit no
+    # measurement writes, which reads 0)
+    reads: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -200,13 +202,8 @@ def _instruction(
 
     conditions = tuple(op.classical_controls)
     if conditions:
-        reads = sorted({bit_index.get(str(k), -1) for c in conditions for k in c.keys})
-        if reads and reads[0] < 0:
-            unknown = sorted(str(k) for c in conditions for k in c.keys if str(k) not in bit_index)
-            raise SimulationError(
-                f"moment {m_index}: an operation is controlled by {', '.join(unknown)}, which no "
-                "measurement writes"
-            )
+        keys = sorted({str(k) for c in conditions for k in c.keys})
+        reads = tuple((k, bit_index.get(k, -1)) for k in keys)
         inner = _instruction(op.without_classical_controls(), targets, m_index, dtype, bit_index)
         return dataclasses.replace(inner, conditions=conditions, reads=tuple(reads))
     if cirq.is_measurement(op):  # mid-circuit: the first bit (compile_circuit splits the rest)
@@ -307,23 +304,36 @@ class Engine(ABC):
         start = time.perf_counter()
         report = progress or (lambda done, total: None)
         if prog.dynamic:
-            from lret_runner.simulators import branches
-
-            out = branches.run(self.branching(), prog, report)
+            self.check_dynamic()
+            out = self._run_dynamic(prog, report)
         else:
             out = self._run(prog, report)
         out.simulation_time_seconds = time.perf_counter() - start
         return out
 
+    # True: runs dynamic circuits (mid-circuit measurements, classical control)
+    dynamic: bool = False
+
+    def check_dynamic(self) -> None:
+        """Refuse, naming the engines that can, a dynamic circuit this engine cannot run."""
+        if not self.dynamic:
+            raise ConfigError(
+                f"simulator={self.name} cannot run a dynamic circuit (mid-circuit measurements "
+                "or classically controlled operations): use simulator=fdm or simulator=lret "
+                "(exact ensembles of branches), simulator=cirq (Cirq's deferred measurements, "
+                "a reference for small circuits) or simulator=auto"
+            )
+
+    def _run_dynamic(self, prog: CompiledCircuit, progress: ProgressCallback) -> EngineOutput:
+        """A dynamic circuit: by default as branches (``branches.py``, the engine's
+        :meth:`branching`)."""
+        from lret_runner.simulators import branches
+
+        return branches.run(self.branching(), prog, progress)
+
     def branching(self) -> Any:
-        """The engine's :class:`~lret_runner.simulators.branches.Branching` (dynamic circuits:
-        mid-circuit measurements, classical control), or a refusal naming the engines that
-        have one."""
-        raise ConfigError(
-            f"simulator={self.name} cannot run a dynamic circuit (mid-circuit measurements or "
-            "classically controlled operations): use simulator=fdm or simulator=lret (exact "
-            "ensembles of branches), or simulator=auto"
-        )
+        """The engine's :class:`~lret_runner.simulators.branches.Branching`."""
+        raise NotImplementedError
 
     def check_memory(self, prog: CompiledCircuit) -> None:
         """Raise :class:`MemoryRefusal`, before anything is allocated, when the least state

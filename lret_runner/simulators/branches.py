@@ -107,7 +107,7 @@ def check(prog: CompiledCircuit, limit: int, setting: str = "run.max_branches") 
         )
 
 
-def holds(ins: Instruction, bits: tuple[int, ...], clbits: tuple[str, ...]) -> bool:
+def holds(ins: Instruction, bits: tuple[int, ...]) -> bool:
     """Whether ``ins``'s conditions hold for the classical bits ``bits`` (0 where unwritten:
     OpenQASM's bits start at 0), evaluated by Cirq's own conditions."""
     if not ins.conditions:
@@ -115,8 +115,9 @@ def holds(ins: Instruction, bits: tuple[int, ...], clbits: tuple[str, ...]) -> b
     import cirq
 
     store = cirq.ClassicalDataDictionaryStore()
-    for b in ins.reads:
-        store.record_measurement(cirq.MeasurementKey(clbits[b]), [bits[b]], [cirq.LineQubit(0)])
+    for name, b in ins.reads:
+        value = bits[b] if b >= 0 else 0
+        store.record_measurement(cirq.MeasurementKey(name), [value], [cirq.LineQubit(0)])
     return all(c.resolve(store) for c in ins.conditions)
 
 
@@ -133,9 +134,7 @@ def run(engine: Branching[Any], prog: CompiledCircuit, progress: ProgressCallbac
         for branch in branches:
             sub = dataclasses.replace(
                 prog,
-                moments=tuple(
-                    tuple(i for i in m if holds(i, branch.bits, prog.clbits)) for m in moments
-                ),
+                moments=tuple(tuple(i for i in m if holds(i, branch.bits)) for m in moments),
             )
             share = engine.weight(branch.state) / len(segments)
             state, discarded = engine.evolve(branch.state, sub, share)
@@ -203,7 +202,7 @@ def _measure(
         merged[bits] = state if bits not in merged else engine.merge(merged[bits], state)
 
     for branch in branches:
-        if not holds(ins, branch.bits, clbits):
+        if not holds(ins, branch.bits):
             add(branch.bits, branch.state)
             continue
         parts = [engine.project(branch.state, qubit, outcome) for outcome in (0, 1)]

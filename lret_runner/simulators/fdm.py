@@ -33,6 +33,7 @@ class FdmSimulator(Engine):
     """Exact density-matrix engine (4^n memory). Refuses, before allocating, what does not fit."""
 
     name = "fdm"
+    dynamic = True
 
     def __init__(self, *, dtype: str = "complex128") -> None:
         self.dtype = check_dtype(dtype)

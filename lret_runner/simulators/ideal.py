@@ -29,7 +29,12 @@ def noiseless_program(prog: CompiledCircuit) -> CompiledCircuit | str:
     the reference), never as a state vector."""
     moments = []
     for index, moment in enumerate(prog.moments):
-        kept = tuple(ins for ins in moment if not ins.noise)
+        # a mid-circuit measurement keeps its bit but loses its readout error
+        kept = tuple(
+            dataclasses.replace(ins, flips=(0.0, 0.0)) if ins.bit is not None else ins
+            for ins in moment
+            if not ins.noise
+        )
         if not prog.dynamic and any(ins.is_channel for ins in kept):
             return (
                 f"the circuit without its noise is not unitary (moment {index} of the noisy "

@@ -147,6 +147,7 @@ class LretSimulator(Engine):
     """
 
     name = "lret"
+    dynamic = True
 
     def __init__(
         self,
