@@ -782,3 +782,36 @@ def test_auto_holds_branches_where_it_would_pick_trajectories(
     assert result.probabilities is not None and result.truncation_error is not None
     tvd = metrics.total_variation(np.array(result.probabilities), reference)
     assert tvd <= result.truncation_error + EXACT
+
+
+# ---------------------------------------------------------------------------- every file
+
+
+def _readable() -> list[str]:
+    """The corpus files the reader accepts."""
+    names = []
+    for path in sorted(CORPUS.glob("*.qasm")):
+        try:
+            from_qasm(path=path)
+        except CircuitError:
+            continue
+        names.append(path.name)
+    return names
+
+
+@pytest.mark.parametrize("name", _readable())
+def test_every_file_runs_under_both_placements(name: str) -> None:
+    """Every corpus file the reader accepts runs on fdm with depolarizing noise placed after
+    every gate and after every moment (terminal measurements are moved last before noise,
+    so idle noise never lands on a measured qubit), with the same outcome bits; its
+    outcomes form a distribution (sum 1 to 1e-12)."""
+    circuit = read(name)
+    bits = set()
+    for placement in ("gate", "moment"):
+        noisy = add_noise(
+            circuit, build_noise_model("depolarizing", level=0.01, placement=placement)
+        )
+        result, _ = simulate(prepare_circuit(noisy, simulator="fdm", save_probabilities=True))
+        assert abs(sum(result.probabilities) - 1) < 1e-12
+        bits.add(tuple(result.clbits or ()))
+    assert len(bits) == 1
