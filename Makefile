@@ -17,7 +17,8 @@ TEST_VENV ?= .venv-test/$(PYVER)
 
 # the fast numerical core: what `make test-core` runs on every supported interpreter
 CORE_TESTS := tests/test_simulators.py tests/test_metrics.py tests/test_circuits.py \
-	tests/test_noise.py tests/test_config.py tests/test_experiment.py
+	tests/test_noise.py tests/test_config.py tests/test_experiment.py tests/test_qasm.py \
+	tests/test_dynamic.py
 
 .PHONY: demo test test-fast test-core test-venv test-slow venv ui bench clean \
 	tracking-server slurm-up slurm-down ray-up ray-down image
