@@ -35,6 +35,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import cirq
 import numpy as np
@@ -220,13 +221,13 @@ _TOKEN = re.compile(
   | (?P<string>"[^"\n]*"|'[^'\n]*')
   | (?P<id>[A-Za-z_πτℇ][A-Za-z0-9_]*|\$\d+)
   | (?P<op>->|==|!=|\*\*|&&|\|\||<=|>=|<<|>>|\+\+|[\[\](){};,=+\-*/^@<>!~%&|:\#])
+  | (?P<bad>.)
     """,
     re.VERBOSE | re.DOTALL,
 )
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     kind: str  # number, string, id, op, end
     text: str
     offset: int
@@ -235,18 +236,17 @@ class Token:
 def _tokens(text: str, fail: Callable[[int, str, str], Exception]) -> list[Token]:
     """The file's tokens (whitespace and comments dropped), then an ``end`` token."""
     out: list[Token] = []
-    pos = 0
-    while pos < len(text):
-        match = _TOKEN.match(text, pos)
-        if match is None and text.startswith("/*", pos):
-            raise fail(pos, "a /* comment is never closed", "close it with */")
-        if match is None:
+    for match in _TOKEN.finditer(text):
+        kind = match.lastgroup
+        if kind == "bad":
+            pos = match.start()
+            if text.startswith("/*", pos):
+                raise fail(pos, "a /* comment is never closed", "close it with */")
             char = text[pos]
             shown = repr(char) if not char.isprintable() else f"'{char}'"
             raise fail(pos, f"unexpected character {shown}", "remove it or fix the statement")
-        if match.lastgroup not in ("space", "comment"):
-            out.append(Token(match.lastgroup or "", match.group(), pos))
-        pos = match.end()
+        if kind not in ("space", "comment"):
+            out.append(Token(kind or "", match.group(), match.start()))
     out.append(Token("end", "", len(text)))
     return out
 
@@ -300,6 +300,7 @@ class Parser:
         self.read: dict[int, int] = {}
         self.count = 0
         self.tokens = _tokens(text, self._error_at)
+        self.last = len(self.tokens) - 1  # the end token
         self.pos = 0
 
     # ------------------------------------------------------------------ errors
@@ -328,7 +329,8 @@ class Parser:
     # ------------------------------------------------------------------ token helpers
 
     def peek(self, ahead: int = 0) -> Token:
-        return self.tokens[min(self.pos + ahead, len(self.tokens) - 1)]
+        i = self.pos + ahead
+        return self.tokens[i] if i < self.last else self.tokens[self.last]
 
     def next(self) -> Token:
         token = self.peek()
