@@ -45,6 +45,14 @@ def _wide(directory: Path) -> Path:
     return _qasm(directory, "qreg q[31];\n" + "".join(f"h q[{i}];\n" for i in range(31)))
 
 
+def _opaque_crlf(directory: Path) -> Path:
+    return _qasm(directory, b"qreg q[1];\r\nopaque magic q;\r\nmagic q[0];\r\n")
+
+
+def _dynamic(directory: Path) -> Path:
+    return _qasm(directory, "qreg q[1];\ncreg c[1];\nh q[0];\nmeasure q[0] -> c[0];\nx q[0];\n")
+
+
 def _free_bytes() -> float:
     import psutil
 
@@ -91,6 +99,16 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str, list[str]]] = {
         lambda d: ["circuit=qasm", f"circuit.path={_wide(d)}"],
         "acts on 31 qubits",
         FAST,
+    ),
+    "qasm-opaque-crlf": (
+        lambda d: ["circuit=qasm", f"circuit.path={_opaque_crlf(d)}"],
+        "line 4, column 1: `opaque magic q;`: 'opaque': an opaque gate has no definition",
+        STORE,
+    ),
+    "qasm-dynamic-on-trajectories": (
+        lambda d: ["circuit=qasm", "simulator=trajectories", f"circuit.path={_dynamic(d)}"],
+        "simulator=trajectories cannot run a dynamic circuit",
+        STORE,
     ),
     "lret-memory": (
         lambda d: ["simulator=lret", "circuit.n_qubits=30", "noise=none", "circuit.depth=1"],
