@@ -306,6 +306,7 @@ def prepare_circuit(
     (:class:`MemoryRefusal` otherwise)."""
     accuracy = contract.check(accuracy)
     check_range("run.shots", shots, 0, MAX_SHOTS, integer=True)
+    check_range("run.max_branches", max_branches, 1, integer=True)
     if seed is not None:
         check_range("run.seed", seed, 0, integer=True)
     params = {**(simulator_params or {}), "accuracy": accuracy}
@@ -335,7 +336,6 @@ def prepare_circuit(
         if simulator != engine.name:
             engine = make_engine(simulator, **params)
     if program.dynamic:  # an engine that holds branches, and not too many of them
-        check_range("run.max_branches", max_branches, 1, integer=True)
         branches.check(program, max_branches)
         engine.check_dynamic()
     engine.check_memory(program)  # before anything is allocated or recorded
