@@ -189,7 +189,6 @@ _REFUSED_WORDS = {
             "stretch",
             "const",
             "array",
-            "creg_assign",
         )
     },  # fmt: skip
     "ctrl": "gate modifiers (ctrl @, negctrl @, inv @, pow(k) @) are not supported",
@@ -386,9 +385,10 @@ class Parser:
     def statement_(self) -> None:
         token = self.peek()
         word = token.text if token.kind in ("id", "op") else ""
-        if word in _REFUSED_WORDS or word == "#":
-            if word == "#":
-                word = "pragma"
+        if word == "#":
+            word = "pragma"
+        # OpenQASM 3's keywords are ordinary names in OpenQASM 2 (but for opaque)
+        if word in _REFUSED_WORDS and (self.version == 3 or word == "opaque"):
             raise self.fail(token, f"'{token.text}': {_REFUSED_WORDS[word]}", _TODO_REFUSED)
         handler = {
             "include": self.include,
@@ -520,7 +520,7 @@ class Parser:
             token = self.peek()
             if token.kind == "end":
                 raise self.fail(token, f"the body of gate '{name.text}' is not closed with '}}'")
-            if token.text in _REFUSED_WORDS:
+            if token.text in _REFUSED_WORDS and self.version == 3:
                 raise self.fail(
                     token, f"'{token.text}': {_REFUSED_WORDS[token.text]}", _TODO_REFUSED
                 )
@@ -955,7 +955,7 @@ class Parser:
             )
         elif token.text == "barrier":
             self.barrier()
-        elif token.kind == "id" and token.text not in _REFUSED_WORDS:
+        elif token.kind == "id" and (self.version == 2 or token.text not in _REFUSED_WORDS):
             self.gate_call(condition)
         else:
             raise self.fail(
