@@ -815,3 +815,18 @@ def test_every_file_runs_under_both_placements(name: str) -> None:
         assert abs(sum(result.probabilities) - 1) < 1e-12
         bits.add(tuple(result.clbits or ()))
     assert len(bits) == 1
+
+
+@pytest.mark.parametrize("accuracy", [1e-3, 1e-2])
+def test_lret_branches_spend_the_accuracy_budget_and_meet_it(accuracy: float) -> None:
+    """lret without rank_threshold on a noisy dynamic circuit (dyn_mixed6.qasm, depolarizing
+    0.05): each branch spends its weight's share of run.accuracy, so the summed
+    truncation_error is within run.accuracy, and the trace distance to fdm's exact ensemble
+    (compare_to_exact) is within truncation_error."""
+    noisy = add_noise(read("dyn_mixed6.qasm"), build_noise_model("depolarizing", level=0.05))
+    prepared = prepare_circuit(noisy, simulator="lret", accuracy=accuracy, compare_to_exact=True)
+    result, _ = simulate(prepared)
+    assert result.accuracy is not None and result.accuracy["met"]
+    assert result.truncation_error is not None and result.truncation_error <= accuracy
+    assert result.exact_trace_distance is not None
+    assert result.exact_trace_distance <= result.truncation_error + 1e-12

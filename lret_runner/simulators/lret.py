@@ -687,13 +687,15 @@ class _Branching:
         return _Part(1.0, ground_factor(prog.n_qubits, self.engine.dtype))
 
     def evolve(self, state: _Part, prog: CompiledCircuit, share: float) -> tuple[_Part, float]:
+        # the branch's budget is ``share`` of the run's accuracy in absolute weight; its state
+        # has trace 1, so its own truncations may spend that over its weight
         target = self.engine.target_error
         run = self.engine._evolve(
             prog,
             lambda done, total: None,
             state.factor,
             state.dense,
-            None if target is None else target * share,
+            None if target is None else target * share / max(state.weight, 1e-300),
         )
         return _Part(state.weight, run.factor, run.dense), run.error * state.weight
 
