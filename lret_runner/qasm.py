@@ -24,7 +24,8 @@ Operations are scheduled as early as the qubits (and the classical bits they rea
 write) allow, never across a barrier.
 
 Everything else (``opaque`` gates, pulse-level statements, externs, subroutines, loops,
-classical variables, gate modifiers, other include files) is refused with a
+classical variables, gate modifiers, other include files, nested ``if``, a classically
+controlled measurement) is refused with a
 :class:`CircuitError` naming the setting, the line and column, the statement as written
 and what to do.
 """
