@@ -383,6 +383,13 @@ class Fuser:
         assert self.coeffs is not None
         return float(self.coeffs[0])
 
+    def diagonal(self) -> np.ndarray:
+        """The diagonal of rho (float64, clipped at 0), the fuser left as it was."""
+        rho = self.copy().flush()
+        assert rho is not None
+        dim = 2**self.n
+        return np.clip(np.diagonal(rho.reshape(dim, dim)).real.astype(np.float64), 0.0, None)
+
     def add(self, other: Fuser) -> None:
         """rho += ``other``'s rho."""
         self.settle()

@@ -109,10 +109,7 @@ class _Branching:
         return state.copy()
 
     def diagonal(self, state: Fuser) -> np.ndarray:
-        rho = state.copy().flush()
-        assert rho is not None
-        dim = 2**state.n
-        return np.clip(np.diagonal(rho.reshape(dim, dim)).real.astype(np.float64), 0.0, None)
+        return state.diagonal()
 
     def total(self, states: list[Fuser]) -> tuple[Dense, int | None]:
         first = states[0]

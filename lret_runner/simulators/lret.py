@@ -757,17 +757,12 @@ class _Branching:
         return fuser
 
     def diagonal(self, state: _Part) -> np.ndarray:
-        if state.factor is not None:
-            n = state.factor.ndim - 1
-            mat = state.factor.reshape(2**n, -1)
-            diag = np.einsum("ij,ij->i", mat.conj(), mat).real
-        else:
-            assert state.dense is not None
-            rho = state.dense.copy().flush()
-            assert rho is not None
-            dim = 2**state.dense.n
-            diag = np.diagonal(rho.reshape(dim, dim)).real
-        return state.weight * np.clip(diag.astype(np.float64), 0.0, None)
+        if state.dense is not None:
+            return state.weight * state.dense.diagonal()
+        assert state.factor is not None
+        mat = state.factor.reshape(2 ** (state.factor.ndim - 1), -1)
+        diag = np.einsum("ij,ij->i", mat.conj(), mat).real.astype(np.float64)
+        return state.weight * np.clip(diag, 0.0, None)
 
     def total(self, states: list[_Part]) -> tuple[State, int | None]:
         if all(s.factor is not None for s in states):
