@@ -59,3 +59,84 @@ def test_a_request_is_the_config_the_command_line_would_compose(service: Service
     with pytest.raises(RequestError) as err:
         service.compose(ExperimentRequest(noise={"name": "thermal", "t2": 1.0}))
     assert err.value.field == "noise.t2"  # t2 <= 2 t1: the same check as a YAML run
+
+
+def test_a_huge_sweep_is_refused_before_it_is_expanded(service: Service) -> None:
+    """10^9 combinations (3 keys x 1,000 values) is refused from the product of the lists'
+    lengths, in well under a second, naming sweep and the server's limit: no experiment
+    is built (a 10^9 expansion would take minutes and gigabytes)."""
+    import time
+
+    from lret_runner.api.models import BatchRequest
+
+    values = list(range(1, 1001))
+    request = BatchRequest(
+        base=ExperimentRequest(circuit={"name": "random"}),
+        sweep={"circuit.n_qubits": values, "circuit.depth": values, "circuit.seed": values},
+    )
+    start = time.perf_counter()
+    with pytest.raises(RequestError, match=r"1,000,000,000 experiments, more than") as err:
+        service.submit_batch(request)
+    assert time.perf_counter() - start < 1.0
+    assert err.value.field == "sweep"
+
+
+def test_a_batch_in_several_sessions_is_refused(service: Service) -> None:
+    """A batch is one parent run in one session: experiments naming two sessions are refused
+    naming the second one (its totals and cancellation would cover only the first)."""
+    from lret_runner.api.models import BatchRequest
+
+    ghz = {"name": "ghz", "n_qubits": 2}
+    request = BatchRequest(
+        experiments=[
+            ExperimentRequest(circuit=ghz, session="a"),
+            ExperimentRequest(circuit=ghz, session="b"),
+        ]
+    )
+    with pytest.raises(RequestError, match=r"experiments\[1\]\.session='b' differs") as err:
+        service.submit_batch(request)
+    assert err.value.field == "experiments[1].session"
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        ("lret.config.1", "is reserved"),
+        ("lret.owner.host", "is reserved"),
+        ("mlflow.parentRunId", "is reserved"),
+        ("batch_id", "is reserved"),
+        ("status", "is reserved"),
+        ("a/../b", "not a valid tag name"),
+        ("", "not a valid tag name"),
+        ("x" * 251, "not a valid tag name"),
+        ("nul\x00key", "not a valid tag name"),
+    ],
+)
+def test_a_request_tag_may_not_set_a_reserved_or_invalid_key(
+    service: Service, key: str, reason: str
+) -> None:
+    """A user's tag never overwrites what the runner writes (a reader would fail, an owner
+    tag would leave the run pending for good, a parentRunId would join another batch), and
+    a key MLflow refuses is refused at submission: 422 naming tags.<key>."""
+    request = ExperimentRequest(circuit={"name": "ghz", "n_qubits": 2}, tags={key: "x"})
+    with pytest.raises(RequestError, match=reason) as err:
+        service.compose(request)
+    assert err.value.field == f"tags.{key}"
+
+
+def test_a_tag_value_that_is_not_text_is_refused(service: Service) -> None:
+    """A lone surrogate in a value (valid JSON, not UTF-8) is refused naming the tag."""
+    request = ExperimentRequest(circuit={"name": "ghz", "n_qubits": 2}, tags={"k": "\ud800"})
+    with pytest.raises(RequestError, match="not valid text") as err:
+        service.compose(request)
+    assert err.value.field == "tags.k"
+
+
+def test_a_run_whose_config_tag_is_unreadable_is_still_listed() -> None:
+    """A corrupted lret.config.* tag does not break the readers: the run's config reads as
+    absent (its string params are used), never an exception."""
+    from lret_runner.tracking import vocabulary as V
+
+    assert V.config_from_tags({"lret.config.0": '{"a": 1'}) is None
+    assert V.config_from_tags({"lret.config.0": "[1, 2]"}) is None
+    assert V.config_from_tags({"lret.config.0": '{"a": 1}'}) == {"a": 1}

@@ -66,7 +66,10 @@ def create_app(settings: Settings) -> FastAPI:
         if token is None:
             return
         scheme, _, given = (authorization or "").partition(" ")
-        if scheme != "Bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        # an auth scheme is case-insensitive (RFC 9110): bearer, Bearer, BEARER
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), token.encode()
+        ):
             raise _Unauthorized()
 
     app = FastAPI(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 Section = dict[str, Any]
 
@@ -151,7 +151,7 @@ class QueryRequest(BaseModel):
     )
 
     text: str = Field(..., max_length=2000, description="what to run, in plain English")
-    dry_run: bool = Field(False, description="only say what it understood")
+    dry_run: StrictBool = Field(False, description="only say what it understood")
     session: str | None = Field(None, description="the session of the runs (default: api)")
 
 

@@ -19,6 +19,7 @@ worker process, read runs back. State lives in the MLflow store, not here.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import threading
@@ -136,6 +137,7 @@ class Service:
         from omegaconf.errors import OmegaConfBaseException
 
         from lret_runner.config import CONF_PACKAGE, register_configs
+        from lret_runner.tracking import vocabulary as V
 
         body = request.model_dump(exclude_none=True)
         _no_interpolation(body, "")
@@ -167,6 +169,10 @@ class Service:
                         )
                     cfg[section][key] = value
             cfg.session.name = body.get("session", "api")
+            for key, value in body.get("tags", {}).items():
+                why = V.check_user_tag(str(key), value)
+                if why is not None:
+                    raise RequestError(why, f"tags.{key}")
             cfg.tags = body.get("tags", {})
             cfg.lineage.parent = body.get("parent")
             cfg.tracking.tracking_uri = self.uri
@@ -314,13 +320,7 @@ class Service:
         from lret_runner.experiment import open_run, run_tags
         from lret_runner.tracking import vocabulary as V
 
-        bodies = _expand(request)
-        if len(bodies) > self.settings.max_batch:
-            raise RequestError(
-                f"the batch has {len(bodies)} experiments, more than this server allows "
-                f"({self.settings.max_batch}; the server's --max-batch setting)",
-                "experiments",
-            )
+        bodies = _expand(request, self.settings.max_batch)
         configs = []
         for i, body in enumerate(bodies):
             try:
@@ -479,15 +479,27 @@ def _unprocessable() -> Iterator[None]:
         raise RequestError(str(exc)) from None
 
 
-def _expand(request: Any) -> list[Any]:
+def _expand(request: Any, limit: int) -> list[Any]:
     """The experiments of a batch request: its list, or every combination of its sweep
-    applied to its base."""
+    applied to its base; more than ``limit`` is refused before any is made (a sweep's size
+    is the product of its lists' lengths), and so are experiments in several sessions."""
     import itertools
 
     from lret_runner.api.models import ExperimentRequest
 
     if (request.experiments is None) == (request.sweep is None):
         raise RequestError("a batch needs either experiments or base and sweep", "experiments")
+    size = (
+        len(request.experiments)
+        if request.experiments is not None
+        else math.prod(len(v) for v in request.sweep.values())
+    )
+    if size > limit:
+        raise RequestError(
+            f"the batch has {size:,} experiments, more than this server allows "
+            f"({limit}; the server's --max-batch setting)",
+            "experiments" if request.experiments is not None else "sweep",
+        )
     if request.experiments is not None:
         bodies = list(request.experiments)
     else:
@@ -512,6 +524,15 @@ def _expand(request: Any) -> list[Any]:
         bodies = [b.model_copy(update={"session": request.session}) for b in bodies]
     if not bodies:
         raise RequestError("the batch has no experiments", "experiments")
+    sessions = [b.session for b in bodies]
+    for i, session in enumerate(sessions):
+        if session != sessions[0]:
+            raise RequestError(
+                f"experiments[{i}].session={session!r} differs from experiments[0]'s "
+                f"({sessions[0]!r}): a batch is one run in one session; set the batch's "
+                "session, or submit one batch per session",
+                f"experiments[{i}].session",
+            )
     return bodies
 
 

@@ -6,6 +6,7 @@ CLI, summaries, plots) must agree on. Pure data: no MLflow import.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # ---------------------------------------------------------------- run tags
@@ -214,13 +215,67 @@ def config_tags(config: dict[str, object]) -> dict[str, str]:
 
 
 def config_from_tags(tags: dict[str, str]) -> dict[str, object] | None:
-    """The config :func:`config_tags` stored (None if the run has none)."""
+    """The config :func:`config_tags` stored (None if the run has none, or if its pieces do
+    not read back as a config: the run's string params are used instead)."""
     import json
 
     pieces = []
     while (piece := tags.get(f"{CONFIG}.{len(pieces)}")) is not None:
         pieces.append(piece)
-    return json.loads("".join(pieces)) if pieces else None
+    if not pieces:
+        return None
+    try:
+        config = json.loads("".join(pieces))
+    except ValueError:
+        return None
+    return config if isinstance(config, dict) else None
+
+
+# ---------------------------------------------------------------- a user's tags (tags.KEY)
+# the tags the runner writes besides its lret.* and mlflow.* ones: a user's tag may not set
+# them (a reader would misread the run, an owner tag would leave it pending for good)
+RUNNER_TAGS = frozenset(
+    {
+        SESSION, STATUS, ERROR, BACKEND_USED, CONFIG_HASH, JOB_NUM, IDEAL_REFERENCE,
+        EXACT_REFERENCE, ACCURACY_MET, BATCH_ID, CANCELLED, SESSION_DESCRIPTION, *BATCH_COUNTS,
+        "circuit", "noise", "simulator", "lret_runner_version", "git_commit",
+    }
+)  # fmt: skip
+RESERVED_PREFIXES = ("lret.", "mlflow.")
+TAG_KEY_MAX_CHARS = 250  # MLflow's limit on a tag key
+_TAG_KEY = re.compile(r"^[\w.\- /]+$")
+
+
+def check_user_tag(key: str, value: object) -> str | None:
+    """Why ``tags.KEY=value`` cannot be a run's tag, or None: a reserved key, a key MLflow
+    refuses (empty, too long, characters other than letters, digits, ``_ - . /`` and
+    spaces, a ``..`` or absolute path), or a value that is too long or not text."""
+    allowed = "letters, digits, _ - . / and spaces, at most 250 characters"
+    if key in RUNNER_TAGS or key.startswith(RESERVED_PREFIXES):
+        return (
+            f"tags.{key} is reserved: the runner writes it (its own tags are "
+            f"{', '.join(sorted(RUNNER_TAGS))} and every lret.* and mlflow.* key); choose "
+            "another name"
+        )
+    if (
+        not key
+        or len(key) > TAG_KEY_MAX_CHARS
+        or not _TAG_KEY.match(key)
+        or key.startswith("/")
+        or ".." in key.split("/")
+    ):
+        shown = key if len(key) <= 60 else key[:57] + "..."
+        return f"tags.{shown!r} is not a valid tag name: use {allowed}, not a path with .."
+    text = str(value)
+    if len(text) > TAG_MAX_CHARS:
+        return f"tags.{key}: the value has {len(text)} characters, more than {TAG_MAX_CHARS}"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return f"tags.{key}: the value is not valid text (a lone surrogate)"
+    if "\x00" in text:
+        return f"tags.{key}: the value holds a NUL character"
+    return None
 
 
 def flatten(data: dict[str, object], prefix: str = "") -> dict[str, object]:

@@ -1,0 +1,45 @@
+"""The API's HTTP layer in process (FastAPI's TestClient, the service started with it):
+authentication and request parsing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from lret_runner.api.app import create_app
+from lret_runner.api.service import Settings
+
+
+@pytest.fixture
+def client(tmp_path: Path, fresh_store: Path) -> Iterator[TestClient]:
+    with TestClient(create_app(Settings(root=tmp_path, token="secret"))) as c:
+        yield c
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
+def test_the_auth_scheme_is_case_insensitive(client: TestClient, scheme: str) -> None:
+    """RFC 9110: the scheme's case does not matter; the token still does."""
+    assert (
+        client.get("/experiments", headers={"Authorization": f"{scheme} secret"}).status_code == 200
+    )
+    assert (
+        client.get("/experiments", headers={"Authorization": f"{scheme} wrong"}).status_code == 401
+    )
+
+
+@pytest.mark.parametrize("value", [0, 1, "false", "yes"])
+def test_query_dry_run_takes_only_a_boolean(client: TestClient, value: object) -> None:
+    """``"dry_run": 0`` was coerced to false and the request submitted: only true or false
+    are accepted (422 naming dry_run), nothing is submitted."""
+    answer = client.post(
+        "/query",
+        json={"text": "ghz on 2 qubits", "dry_run": value},
+        headers={"Authorization": "Bearer secret"},
+    )
+    assert answer.status_code == 422, answer.text
+    assert "dry_run" in answer.text
+    listed = client.get("/experiments", headers={"Authorization": "Bearer secret"}).json()
+    assert listed["total"] == 0
