@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from lret_runner.api.app import create_app
 from lret_runner.api.service import Settings
+from lret_runner.errors import UserError
 
 
 @pytest.fixture
@@ -43,3 +44,22 @@ def test_query_dry_run_takes_only_a_boolean(client: TestClient, value: object) -
     assert "dry_run" in answer.text
     listed = client.get("/experiments", headers={"Authorization": "Bearer secret"}).json()
     assert listed["total"] == 0
+
+
+def test_the_tracking_uri_password_is_never_shown(tmp_path: Path) -> None:
+    """A tracking URI with credentials (http://alice:hunter2@...): /health, which needs no
+    token, shows it as alice:***@..., and an error message quoting it is scrubbed."""
+    from lret_runner.api.service import Service
+    from lret_runner.tracking.store import redact
+
+    uri = "http://alice:hunter2@127.0.0.1:9/"
+    assert redact(uri) == "http://alice:***@127.0.0.1:9/"
+    assert redact("sqlite:////tmp/x/mlflow.db") == "sqlite:////tmp/x/mlflow.db"
+    with pytest.raises(UserError) as err:  # the store is unreachable: its message too
+        Service(Settings(root=tmp_path, tracking_uri=uri))
+    assert "hunter2" not in str(err.value) and "alice:***@127.0.0.1:9" in str(err.value)
+    service = Service.__new__(Service)  # what a running server answers with that URI
+    service.uri = uri
+    assert service.scrub(f"cannot reach {uri} (hunter2)") == (
+        "cannot reach http://alice:***@127.0.0.1:9/ (***)"
+    )

@@ -87,7 +87,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(RequestError)
     async def invalid(request: Request, exc: RequestError) -> JSONResponse:
-        return JSONResponse({"message": str(exc), "field": exc.field}, status_code=422)
+        message = service.scrub(str(exc))
+        return JSONResponse({"message": message, "field": exc.field}, status_code=422)
 
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -104,11 +105,13 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(UserError)
     async def user_error(request: Request, exc: UserError) -> JSONResponse:
         missing = isinstance(exc, SessionError | TrackingError) and "does not exist" in str(exc)
-        return JSONResponse({"message": str(exc)}, status_code=404 if missing else 400)
+        message = service.scrub(str(exc))
+        return JSONResponse({"message": message}, status_code=404 if missing else 400)
 
     @app.exception_handler(Exception)
     async def bug(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse({"message": f"internal error: {type(exc).__name__}: {exc}"}, 500)
+        message = service.scrub(f"internal error: {type(exc).__name__}: {exc}")
+        return JSONResponse({"message": message}, 500)
 
     @app.get("/", response_model=Index, dependencies=guarded, responses=ERRORS)
     def index() -> dict[str, Any]:

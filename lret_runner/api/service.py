@@ -450,8 +450,22 @@ class Service:
         started = [r for r in runs if r.tags.get(V.STATUS) != PENDING]
         return total - pending, [experiment_record(r) for r in started[:limit]]
 
+    def scrub(self, text: str) -> str:
+        """``text`` without the tracking URI's password (an error message may quote it)."""
+        from urllib.parse import urlsplit
+
+        from lret_runner.tracking.store import redact
+
+        try:
+            password = urlsplit(self.uri).password
+        except ValueError:
+            password = None
+        text = text.replace(self.uri, redact(self.uri))
+        return text.replace(password, "***") if password else text
+
     def health(self) -> dict[str, Any]:
         from lret_runner import __version__
+        from lret_runner.tracking.store import redact
 
         try:
             self.queries.experiment_ids()
@@ -461,7 +475,7 @@ class Service:
         return {
             "status": "ok" if reachable else "degraded",
             "version": __version__,
-            "tracking_store": self.uri,
+            "tracking_store": redact(self.uri),
             "tracking_reachable": reachable,
             "queue_depth": self.queue_depth,
             "workers": self.settings.workers,

@@ -20,6 +20,7 @@ from lret_runner.errors import TrackingError, UserError
 from lret_runner.tracking import owners
 from lret_runner.tracking import vocabulary as V
 from lret_runner.tracking.sessions import SessionInfo, Sessions, iso_from_ms
+from lret_runner.tracking.store import redact
 
 PAGE = 1000  # runs per search page
 RUN_STATUSES = ("FINISHED", "FAILED", "KILLED", "RUNNING")
@@ -372,7 +373,9 @@ class Queries:
             raise TrackingError("run id is empty")
         run = self._by_prefix(ref) if RUN_ID.fullmatch(ref) else None
         if run is None:
-            raise TrackingError(f"run {ref!r} does not exist in the tracking store {self.uri}")
+            raise TrackingError(
+                f"run {ref!r} does not exist in the tracking store {redact(self.uri)}"
+            )
         return run
 
     def _by_prefix(self, ref: str) -> RunSummary | None:
@@ -512,7 +515,7 @@ class Queries:
             if run is None:
                 note = (
                     f"missing parent: run {child} names {parent} as its parent, "
-                    f"which is not in the tracking store {self.uri}"
+                    f"which is not in the tracking store {redact(self.uri)}"
                 )
                 break
             chain.append(run)

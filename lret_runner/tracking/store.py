@@ -58,6 +58,22 @@ def default_uri(root: Path | None = None) -> str:
     return f"sqlite:///{(root or Path.cwd()).resolve() / STORE_DIR / 'mlflow.db'}"
 
 
+def redact(uri: str) -> str:
+    """``uri`` with its password (``http://alice:secret@host``) shown as ``***``: what
+    health answers, messages and logs may show."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(uri)
+        password = parts.password
+    except ValueError:
+        return uri
+    if not password:
+        return uri
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI (None for other stores)."""
     return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
@@ -122,7 +138,7 @@ def connect(uri: str, *, create: bool = True, timeout_seconds: float = 10.0) -> 
         if not _is_store_error(exc):
             raise
         raise TrackingError(
-            f"the tracking store {uri} cannot be used ({_reason(exc)}): check {SETTING}"
+            f"the tracking store {redact(uri)} cannot be used ({_reason(exc)}): check {SETTING}"
         ) from exc
     if create and db is not None:
         _check_writable(uri, db)
@@ -340,7 +356,7 @@ def _inspect_tables(uri: str, con: sqlite3.Connection) -> _State:
     return _State(
         problem,
         "it holds runs or sessions, so it is left as it is: back it up, then run "
-        f"`mlflow db upgrade {uri}`, or move it away (the next run creates a new store "
+        f"`mlflow db upgrade {redact(uri)}`, or move it away (the next run creates a new store "
         f"there), or set {SETTING} to another store",
         empty=empty,
     )
@@ -428,7 +444,7 @@ def _refuse_file_store(uri: str) -> None:
 
     path = Path(unquote(urlparse(uri).path) if uri.lower().startswith("file:") else uri)
     raise TrackingError(
-        f"the tracking URI {uri!r} is a file store (a directory of files), which MLflow 3 "
+        f"the tracking URI {redact(uri)!r} is a file store (a directory of files), which MLflow 3 "
         f"refuses by default: lret_runner keeps runs in a SQLite database, so set {SETTING} "
         f"to sqlite:///{path.absolute()}/mlflow.db (unset, it is mlruns/mlflow.db in the "
         "launch directory) or to an http(s):// tracking server; to use the file store "
@@ -458,14 +474,14 @@ def _probe_server(uri: str, timeout: float) -> None:
         )
     except Exception as exc:
         raise TrackingError(
-            f"the tracking server {uri} is unreachable ({_network_reason(exc, timeout)}; "
+            f"the tracking server {redact(uri)} is unreachable ({_network_reason(exc, timeout)}; "
             f"gave up after {time.monotonic() - started:.1f} s): start it, or correct "
             f"{SETTING} (a run waits tracking.timeout_seconds={timeout:g} for the answer)"
         ) from exc
     status = getattr(response, "status_code", 200)
     if status >= 500 or status == 429:
         raise TrackingError(
-            f"the tracking server {uri} is not ready (it answered HTTP {status}): try "
+            f"the tracking server {redact(uri)} is not ready (it answered HTTP {status}): try "
             f"again later, or correct {SETTING}"
         )
 
@@ -493,7 +509,7 @@ def _mlflow_client(uri: str) -> Any:
         if not _is_store_error(exc) and not isinstance(exc, ImportError):
             raise
         raise TrackingError(
-            f"the tracking URI {uri!r} cannot be used ({_reason(exc)}): set {SETTING} to "
+            f"the tracking URI {redact(uri)!r} cannot be used ({_reason(exc)}): set {SETTING} to "
             "sqlite:///<directory>/mlflow.db or an http(s):// tracking server"
         ) from exc
 
@@ -588,7 +604,7 @@ def _fault(exc: BaseException, uri: str) -> str | None:
         s in text for s in ("max retries exceeded", "failed to establish", "timed out")
     ):
         return (
-            f"the tracking server {uri} stopped answering ({_network_reason(exc, 0)}): "
+            f"the tracking server {redact(uri)} stopped answering ({_network_reason(exc, 0)}): "
             f"start it, or correct {SETTING}"
         )
     return None

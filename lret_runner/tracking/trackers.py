@@ -21,7 +21,7 @@ from lret_runner.tracking import vocabulary as V
 from lret_runner.tracking.owners import owner_tags
 from lret_runner.tracking.queries import Queries, RunSummary
 from lret_runner.tracking.sessions import Sessions, check_name
-from lret_runner.tracking.store import connect, default_artifact_location, default_uri
+from lret_runner.tracking.store import connect, default_artifact_location, default_uri, redact
 
 PARAM_MAX_CHARS = 6000  # MLflow's limit on a param value
 # MLflow's limits on one log_batch: params and tags each, metrics, and all entities together
@@ -221,7 +221,7 @@ class MlflowTracker(Tracker):
             self.client.get_run(run_id)
         except MlflowException:
             raise TrackingError(
-                f"{key}={run_id} is invalid: no such run in the tracking store {self.uri}"
+                f"{key}={run_id} is invalid: no such run in the tracking store {redact(self.uri)}"
             ) from None
 
     def finished_run(self, session: str, config_hash: str) -> RunSummary | None:
@@ -260,7 +260,7 @@ class MlflowTracker(Tracker):
         return counts
 
     def where(self, run_id: str, session: str) -> str:
-        return f"MLflow run {run_id} in session '{session}' at {self.uri}"
+        return f"MLflow run {run_id} in session '{session}' at {redact(self.uri)}"
 
 
 def _now_ms() -> int:
