@@ -140,3 +140,13 @@ def test_a_run_whose_config_tag_is_unreadable_is_still_listed() -> None:
     assert V.config_from_tags({"lret.config.0": '{"a": 1'}) is None
     assert V.config_from_tags({"lret.config.0": "[1, 2]"}) is None
     assert V.config_from_tags({"lret.config.0": '{"a": 1}'}) == {"a": 1}
+
+
+@pytest.mark.parametrize("name", ["\ud800", "tab\there", ""])
+def test_an_unusable_session_name_is_refused_at_submission(service: Service, name: str) -> None:
+    """A lone surrogate (valid JSON, not text), a control character or an empty name: 422
+    naming session, before anything is written (it was a 500 from MLflow)."""
+    request = ExperimentRequest(circuit={"name": "ghz", "n_qubits": 2}, session=name)
+    with pytest.raises(RequestError, match=r"session\.name=.* is invalid") as err:
+        service.compose(request)
+    assert err.value.field == "session"

@@ -138,6 +138,7 @@ class Service:
 
         from lret_runner.config import CONF_PACKAGE, register_configs
         from lret_runner.tracking import vocabulary as V
+        from lret_runner.tracking.sessions import check_name
 
         body = request.model_dump(exclude_none=True)
         _no_interpolation(body, "")
@@ -168,7 +169,10 @@ class Service:
                             where,
                         )
                     cfg[section][key] = value
-            cfg.session.name = body.get("session", "api")
+            try:
+                cfg.session.name = check_name(body.get("session", "api"))
+            except UserError as exc:
+                raise RequestError(str(exc), "session") from None
             for key, value in body.get("tags", {}).items():
                 why = V.check_user_tag(str(key), value)
                 if why is not None:

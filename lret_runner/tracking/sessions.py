@@ -88,6 +88,18 @@ def check_name(name: Any) -> str:
             f"session.name={name[:20]!r}... ({len(name)} characters) is invalid: {allowed}; "
             "choose a shorter session.name"
         )
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SessionError(
+            f"session.name={name!r} is invalid: it is not valid text (a lone surrogate); "
+            "choose a name of ordinary characters"
+        ) from None
+    if any(not c.isprintable() for c in name):
+        raise SessionError(
+            f"session.name={name!r} is invalid: it holds control characters; choose a name "
+            "of ordinary characters"
+        )
     return name
 
 
