@@ -30,6 +30,9 @@ class APIError(Exception):
         self.status_code, self.message, self.field = status_code, message, field
 
 
+UNREACHABLE = 503  # the status an APIError carries when the server gave no HTTP answer
+
+
 class APITimeout(APIError):
     """A run did not end within the time given (it may still end later)."""
 
@@ -62,7 +65,14 @@ class LRETClient:
         self.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._http.request(method, path, **kwargs)
+        import httpx
+
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:  # refused, reset, timed out: no HTTP answer
+            raise APIError(
+                UNREACHABLE, f"the server {self._http.base_url} did not answer: {exc}"
+            ) from exc
         if response.status_code >= 400:
             try:
                 body = response.json()
@@ -147,12 +157,21 @@ class LRETClient:
 
 def _until(fetch: Any, ident: str, timeout: float, poll: float = 0.2) -> dict[str, Any]:
     """Poll ``fetch()`` (a run or a batch) until its status is finished, failed or killed
-    (a batch ends once its last run has); :class:`APITimeout` after ``timeout`` seconds."""
+    (a batch ends once its last run has); :class:`APITimeout` after ``timeout`` seconds. A
+    server that does not answer or answers 5xx (restarting) is asked again, backing off up
+    to 5 s between tries; a 4xx answer is raised at once."""
     deadline = time.monotonic() + timeout
+    pause = poll
     while True:
-        state = fetch()
-        if state["status"] in DONE:
+        try:
+            state = fetch()
+            status, pause = state["status"], poll
+        except APIError as exc:  # a server restarting, or briefly overloaded: try again
+            if exc.status_code < 500:
+                raise
+            state, status, pause = None, f"unknown ({exc.message})", min(2 * pause, 5.0)
+        if state is not None and status in DONE:
             return state
         if time.monotonic() >= deadline:
-            raise APITimeout(ident, timeout, state["status"])
-        time.sleep(poll)  # waiting for the server's workers
+            raise APITimeout(ident, timeout, status)
+        time.sleep(min(pause, max(deadline - time.monotonic(), 0.0)))

@@ -63,3 +63,26 @@ def test_the_tracking_uri_password_is_never_shown(tmp_path: Path) -> None:
     assert service.scrub(f"cannot reach {uri} (hunter2)") == (
         "cannot reach http://alice:***@127.0.0.1:9/ (***)"
     )
+
+
+def test_the_client_raises_only_its_own_errors_when_the_server_is_gone() -> None:
+    """No server on the port (a restart in progress): a call raises APIError 503 naming the
+    server, and wait() keeps asking with back-off until its timeout, then APITimeout; never
+    a raw httpx error."""
+    import socket
+    import time
+
+    from lret_runner.client import APIError, APITimeout, LRETClient
+
+    with socket.socket() as s:  # a free loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with LRETClient(f"http://127.0.0.1:{port}") as client:
+        with pytest.raises(APIError) as err:
+            client.get_experiment("0" * 32)
+        assert err.value.status_code == 503 and f"127.0.0.1:{port}" in err.value.message
+        start = time.monotonic()
+        with pytest.raises(APITimeout) as timeout:
+            client.wait("0" * 32, timeout=1.0, poll=0.05)
+        assert 1.0 <= time.monotonic() - start < 3.0
+        assert "unknown" in timeout.value.message
