@@ -350,3 +350,16 @@ def test_hydras_own_optuna_sweeper_must_share_the_objectives_direction(tmp_path:
         compose_config(["hydra/sweeper=optuna", "hydra.sweeper.direction=maximize"], hydra=True),
         tmp_path,
     )
+
+
+def test_a_new_optuna_storage_is_created_once_under_a_lock(tmp_path) -> None:
+    """Four processes opening the same new optuna.db at once (two studies started together
+    in a new directory): every one reads it, none fails on its half-created tables."""
+    import multiprocessing
+
+    from lret_runner.optimize.study import stored_studies
+
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        results = pool.map(stored_studies, [storage] * 4)
+    assert results == [[], [], [], []]

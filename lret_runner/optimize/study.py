@@ -286,14 +286,24 @@ def check_grid(cfg: Any) -> None:
             ) from None
 
 
+def stored_studies(storage: str) -> list[Any]:
+    """The studies in ``storage``; a new SQLite storage is created under a lock (two sweeps
+    creating the same ``optuna.db`` at once would corrupt its tables)."""
+    import optuna
+
+    from lret_runner.tracking.store import store_lock
+
+    with store_lock(storage):
+        return optuna.get_all_study_summaries(storage)
+
+
 def check_stored(cfg: Any, root: Path) -> None:
     """A stored study of the same name must optimise the same problem (else a ConfigError
     listing what differs)."""
-    import optuna
 
     storage, name = location(cfg, root)
     try:
-        summaries = optuna.get_all_study_summaries(storage)
+        summaries = stored_studies(storage)
     except Exception as exc:
         raise ConfigError(
             f"the Optuna storage {storage} cannot be opened ({type(exc).__name__}: {exc}): "
@@ -408,13 +418,16 @@ def run_study(sweeper: Any, arguments: list[str]) -> None:
     root = Path(HydraConfig.get().runtime.cwd)
     storage, name = location(cfg, root)
     directions = sweeper._get_directions()
-    study = optuna.create_study(
-        study_name=name,
-        storage=storage,
-        sampler=sampler,
-        directions=directions,
-        load_if_exists=True,
-    )
+    from lret_runner.tracking.store import store_lock
+
+    with store_lock(storage):  # a new optuna.db is created once, not by two sweeps at once
+        study = optuna.create_study(
+            study_name=name,
+            storage=storage,
+            sampler=sampler,
+            directions=directions,
+            load_if_exists=True,
+        )
     if PROBLEM_ATTR not in study.user_attrs:
         study.set_user_attr(PROBLEM_ATTR, problem(cfg, set(space)))
     stale = fail_stale(study)
