@@ -217,7 +217,11 @@ class BatchCallback(Callback):
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
         self._previous = {}
-        if self.parent_run_id is None:
+        if self.parent_run_id is None:  # no batch run (a dry run, tracking=none)
+            from lret_runner.errors import UserError
+
+            if isinstance(failure, UserError):  # one line, not Hydra's traceback
+                _abort(f"the sweep cannot run: {failure}", failure, 1)
             return
         parent_run_id, self.parent_run_id = self.parent_run_id, None
         os.environ.pop(V.BATCH_ENV, None)

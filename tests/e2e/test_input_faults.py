@@ -110,6 +110,17 @@ CASES: dict[str, tuple[Callable[[Path], list[str]], str, list[str]]] = {
         "simulator=trajectories cannot run a dynamic circuit",
         STORE,
     ),
+    "cloud-dry-run-unreadable-qasm": (
+        lambda d: [
+            "-m",
+            "cloud=k8s",
+            "cloud.dry_run=true",
+            "circuit=qasm",
+            f"circuit.path={d / 'missing.qasm'}",
+        ],  # fmt: skip
+        "missing.qasm cannot be read",
+        STORE,
+    ),
     "lret-memory": (
         lambda d: ["simulator=lret", "circuit.n_qubits=30", "noise=none", "circuit.depth=1"],
         "simulator=lret refuses n_qubits=30",
