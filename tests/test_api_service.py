@@ -150,3 +150,14 @@ def test_an_unusable_session_name_is_refused_at_submission(service: Service, nam
     with pytest.raises(RequestError, match=r"session\.name=.* is invalid") as err:
         service.compose(request)
     assert err.value.field == "session"
+
+
+def test_an_option_the_server_does_not_have_is_refused(service: Service) -> None:
+    """backend.name=gpu was ignored (the run went to the cpu backend): refused naming the
+    only option."""
+    request = ExperimentRequest(circuit={"name": "ghz", "n_qubits": 2}, backend={"name": "gpu"})
+    with pytest.raises(RequestError, match=r"backend\.name='gpu' is invalid.*backend=cpu") as err:
+        service.compose(request)
+    assert err.value.field == "backend.name"
+    ok = ExperimentRequest(circuit={"name": "ghz", "n_qubits": 2}, backend={"name": "cpu"})
+    assert service.compose(ok)["backend"]["name"] == "cpu"

@@ -158,7 +158,13 @@ class Service:
         try:
             for section in SECTIONS:
                 for key, value in body.get(section, {}).items():
-                    if key == "name":
+                    if key == "name":  # the option: composed above; a name it cannot take
+                        if str(value) != str(cfg[section].get("name", value)):
+                            raise RequestError(
+                                f"{section}.name={value!r} is invalid: this server has "
+                                f"{section}={cfg[section].name} only",
+                                f"{section}.name",
+                            )
                         continue
                     where = f"{section}.{key}"
                     if not _KEY.match(str(key)) or key not in cfg[section]:
