@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import cirq
 import numpy as np
 
-from lret_runner.errors import CircuitError, CircuitFileNotFound, check_range
+from lret_runner.errors import CircuitError, CircuitFileNotFound, check_number, check_range
 
 # bundled example: 3 qubits with h, cx, ccx, rz and a final measurement
 EXAMPLE_QASM = Path(__file__).with_name("data") / "example.qasm"
@@ -71,6 +71,19 @@ def _check_int(field: str, value: Any, minimum: int) -> int:
 def _check_seed(seed: Any) -> int | None:
     """A seed is null or a non-negative integer (numpy's generators refuse negative seeds)."""
     return None if seed is None else _check_int("seed", seed, 0)
+
+
+def _check_angles(field: str, values: Iterable[Any]) -> list[float]:
+    """Angles as floats, each a finite number, else a :class:`CircuitError` naming
+    ``circuit.<field>[i]`` (the config's are checked before building; a library call's here)."""
+    out = []
+    for i, value in enumerate(values):
+        try:
+            number = float(value) if isinstance(value, str) else value
+        except ValueError:
+            number = value
+        out.append(check_number(f"circuit.{field}[{i}]", number, CircuitError))
+    return out
 
 
 def _check_size(
@@ -234,8 +247,8 @@ def _angles(
     if values is None:
         return [float(x) for x in rng.uniform(0.0, np.pi, size=p)]
     if isinstance(values, int | float | np.floating | np.integer):
-        return [float(values)] * p
-    angles = [float(x) for x in values]
+        return [check_number(f"circuit.{field}", values, CircuitError)] * p
+    angles = _check_angles(field, values)
     if len(angles) != p:
         raise CircuitError(f"circuit.{field}={angles} is invalid: needs p={p} values")
     return angles
@@ -326,7 +339,7 @@ def vqe(
     if angles is None:
         values = [float(a) for a in np.random.default_rng(seed).uniform(0, 2 * np.pi, count)]
     else:
-        values = [float(a) for a in angles]
+        values = _check_angles("angles", angles)
         if len(values) != count:
             raise CircuitError(
                 f"circuit.angles has {len(values)} values: the ansatz needs {count} "
@@ -410,6 +423,8 @@ def architecture(
     if isinstance(slots, str):
         slots = [slots]
     _check_size("slots", len(slots), 1, n, shown=f"[{len(slots)} slots]")
+    if angles is not None:
+        angles = _check_angles("angles", angles)
     if angles is not None and len(angles) != len(slots):
         raise CircuitError(
             f"circuit.angles has {len(angles)} values for {len(slots)} slots: give one angle per "

@@ -182,18 +182,17 @@ def prepare(cfg: Any) -> Prepared:
     import cirq
 
     from lret_runner.circuits import build_circuit, target_state
-    from lret_runner.config import check_known_keys, check_option_names, plain
+    from lret_runner.config import check_known_keys, check_option_names, check_values, plain
     from lret_runner.errors import CircuitError
     from lret_runner.noise import add_noise, build_noise_model
 
     check_known_keys(cfg)
+    check_values(cfg)  # every value resolves and is finite; run.timeout_seconds' bound
     check_option_names(cfg)
     run = cfg.run
     contract.check(run.accuracy)
     check_range("run.exact_max_qubits", run.exact_max_qubits, 1, EXACT_MAX_QUBITS_LIMIT)
     check_range("run.ideal_max_qubits", run.ideal_max_qubits, 0, MAX_QUBITS, integer=True)
-    if run.timeout_seconds is not None:
-        check_range("run.timeout_seconds", run.timeout_seconds, 0, open_low=True)
     if cfg.backend.threads is not None:
         check_range("backend.threads", cfg.backend.threads, 1, integer=True)
     check_dtype(cfg.backend.dtype)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -596,3 +597,29 @@ def test_openqasm3_counts_match_openqasm2(tmp_path: Path) -> None:
         counts.append(result.counts)
     assert counts[0] == counts[1]
     assert all(len(bits) == 4 for bits in counts[0])
+
+
+@pytest.mark.parametrize(
+    ("build", "needle"),
+    [
+        (lambda: vqe(n_qubits=1, depth=1, angles=[float("inf"), 0.0]), "circuit.angles[0]=inf"),
+        (lambda: vqe(n_qubits=1, depth=1, angles=[0.0, "nan"]), "circuit.angles[1]=nan"),
+        (lambda: qaoa(n_qubits=3, gammas=[float("nan")]), "circuit.gammas[0]=nan"),
+        (lambda: qaoa(n_qubits=3, betas=float("-inf")), "circuit.betas=-inf"),
+        (
+            lambda: build_circuit("architecture", n_qubits=1, slots=["rx_0"], angles=[1e309]),
+            "circuit.angles[0]=inf",
+        ),
+    ],
+)
+def test_a_non_finite_angle_is_refused_naming_it(build: Callable[[], object], needle: str) -> None:
+    """A library call's angles are checked as the config's are: a CircuitError naming the
+    angle, not a ZeroDivisionError from Cirq or a circuit of nan rotations."""
+    with pytest.raises(CircuitError, match=re.escape(needle) + ".*finite"):
+        build()
+
+
+def test_numeric_angle_strings_are_still_read() -> None:
+    a = vqe(n_qubits=1, depth=1, angles=["0.5", 1])
+    b = vqe(n_qubits=1, depth=1, angles=[0.5, 1.0])
+    np.testing.assert_allclose(state(a), state(b), atol=1e-12)

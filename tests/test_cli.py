@@ -781,3 +781,64 @@ def test_compare_errors(store: Store, capsys: pytest.CaptureFixture[str]) -> Non
     user_error(code, err, MISSING_RUN, "does not exist")
     code, _, err = call(store, capsys, "compare", store.a, "zzz")
     user_error(code, err, "zzz")
+
+
+# ---------------------------------------------------------------- serve: settings checked first
+@pytest.fixture
+def no_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``lret-runner serve`` must refuse before the server starts: starting it fails."""
+    import uvicorn
+
+    for var in ("WORKERS", "MAX_QUBITS", "MAX_DEPTH", "MAX_SHOTS", "MAX_BATCH", "QASM_DIR"):
+        monkeypatch.delenv(f"LRET_API_{var}", raising=False)
+    monkeypatch.setattr(uvicorn, "run", lambda *a, **k: pytest.fail("the server started"))
+
+
+@pytest.mark.parametrize(
+    ("env", "argv", "fragments"),
+    [
+        ({"LRET_API_WORKERS": "abc"}, [], ["LRET_API_WORKERS='abc'", "integer >= 1"]),
+        ({"LRET_API_WORKERS": "0"}, [], ["LRET_API_WORKERS='0'", "integer >= 1"]),
+        ({"LRET_API_MAX_QUBITS": "-5"}, [], ["LRET_API_MAX_QUBITS='-5'", "integer >= 1"]),
+        ({"LRET_API_MAX_SHOTS": "1e6"}, [], ["LRET_API_MAX_SHOTS='1e6'"]),
+        ({"LRET_API_QASM_DIR": "{tmp}/nowhere"}, [], ["LRET_API_QASM_DIR=", "does not exist"]),
+        ({}, ["--qasm-dir", "{tmp}/nowhere"], ["--qasm-dir=", "nowhere does not exist"]),
+        ({}, ["--qasm-dir", "{tmp}/a_file"], ["--qasm-dir=", "is not a directory"]),
+        ({}, ["--port", "70000"], ["--port", "70000", "[1, 65535]"]),
+        ({}, ["--port", "0"], ["--port", "[1, 65535]"]),
+        ({}, ["--workers", "0"], ["--workers"]),
+    ],
+)
+def test_serve_refuses_bad_settings_in_one_line(
+    env: dict[str, str],
+    argv: list[str],
+    fragments: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    no_server: None,
+) -> None:
+    (tmp_path / "a_file").write_text("not a folder")
+    for var, value in env.items():
+        monkeypatch.setenv(var, value.format(tmp=tmp_path))
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    code = cli.main(["--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db", "serve", *argv])
+    user_error(code, capsys.readouterr().err, *fragments)
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def test_serve_settings_from_options_then_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_server: None
+) -> None:
+    from lret_runner.cli import serve
+
+    monkeypatch.setenv("LRET_API_WORKERS", "3")
+    monkeypatch.setenv("LRET_API_MAX_QUBITS", "abc")  # an option given wins: not read
+    monkeypatch.setenv("LRET_API_QASM_DIR", str(tmp_path))
+    args = cli.build_parser().parse_args(["serve", "--max-qubits", "12", "--port", "65535"])
+    assert args.port == 65535
+    assert serve.server_settings(args) == {
+        "workers": 3,
+        "max_qubits": 12,
+        "qasm_dir": tmp_path,
+    }

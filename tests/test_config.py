@@ -383,3 +383,123 @@ def test_a_qasm_record_carries_the_file_qubit_count() -> None:
     # a builder's own n_qubits is kept as it is
     built = compose_cfg(["circuit.n_qubits=5"])
     assert result_config(built, n_qubits=5) == result_config(built)
+
+
+# ---------------------------------------------------------------- issue 22: values checked once
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        (
+            ["circuit=vqe", "circuit.n_qubits=1", "circuit.depth=1", "circuit.angles=[inf,0]"],
+            "circuit.angles[0]=inf",
+        ),
+        (
+            ["circuit=vqe", "circuit.n_qubits=1", "circuit.depth=1", "circuit.angles=['inf',0]"],
+            "circuit.angles[0]=inf",
+        ),
+        (["circuit=qaoa", "circuit.gammas=[nan]"], "circuit.gammas[0]=nan"),
+        (["circuit=qaoa", "circuit.gammas=[1e309]"], "circuit.gammas[0]=inf"),
+        (["circuit=qaoa", "circuit.betas=[0.1,'-inf']", "circuit.p=2"], "circuit.betas[1]=-inf"),
+        (["circuit=architecture", "circuit.angles=[0,nan,0]"], "circuit.angles[1]=nan"),
+        (["hamiltonian=ising", "hamiltonian.coupling=nan"], "hamiltonian.coupling=nan"),
+        (["hamiltonian=ising", "hamiltonian.field='inf'"], "hamiltonian.field=inf"),
+        (["noise=thermal", "noise.gate_time_1q=inf"], "noise.gate_time_1q=inf"),
+        (["noise=device", "noise.scale=nan"], "noise.scale=nan"),
+        (["optimize.penalty=inf"], "optimize.penalty=inf"),
+        (["tracking.timeout_seconds=nan"], "tracking.timeout_seconds=nan"),
+    ],  # fmt: skip
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_a_non_finite_number_is_refused_naming_its_key(overrides: list[str], needle: str) -> None:
+    """Every float of every config is finite: inf, nan, the strings "inf"/"nan" a float
+    field converts and 1e309 (inf) are refused by the key (and index), before building."""
+    cfg = compose_cfg(overrides)
+    with pytest.raises(ConfigError) as info:
+        prepare(cfg)
+    message = str(info.value)
+    assert needle in message and "must be a finite number" in message, message
+    if overrides[0].startswith("circuit="):
+        from lret_runner.errors import CircuitError
+
+        assert isinstance(info.value, CircuitError)
+
+
+def test_yaml_inf_and_nan_are_refused() -> None:
+    """``.inf``/``.nan`` in a YAML file (a preset, a user config) are floats like any other."""
+    from omegaconf import OmegaConf
+
+    for text, needle in (
+        ("circuit:\n  angles: [.inf, 0.0]\n", "circuit.angles[0]=inf"),
+        ("hamiltonian:\n  coupling: .nan\n", "hamiltonian.coupling=nan"),
+        ("run:\n  timeout_seconds: .inf\n", "run.timeout_seconds=inf"),
+    ):
+        base = ["circuit=vqe", "circuit.n_qubits=1", "circuit.depth=1", "hamiltonian=ising"]
+        cfg = OmegaConf.merge(compose_cfg(base), OmegaConf.create(text))
+        with pytest.raises(ConfigError, match=re.escape(needle)):
+            prepare(cfg)
+
+
+@pytest.mark.parametrize("value", ["1e300", "inf", "864001"])
+def test_a_timeout_beyond_ten_days_is_refused(value: str) -> None:
+    """signal.setitimer overflows on a huge timeout: the bound (10 days) is said."""
+    from lret_runner.config import MAX_TIMEOUT_SECONDS
+
+    assert MAX_TIMEOUT_SECONDS == 864000
+    with pytest.raises(ConfigError, match=r"run\.timeout_seconds=.*at most 10 days"):
+        prepare(compose_cfg([f"run.timeout_seconds={value}"]))
+    prepare(compose_cfg([f"run.timeout_seconds={MAX_TIMEOUT_SECONDS}"]))
+
+
+def test_an_unresolvable_interpolation_names_its_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LRET_SURELY_UNSET", raising=False)
+    cfg = compose_cfg(["circuit.n_qubits=${oc.env:LRET_SURELY_UNSET}"])
+    with pytest.raises(ConfigError) as info:
+        prepare(cfg)
+    message = str(info.value)
+    assert message.startswith("circuit.n_qubits=${oc.env:LRET_SURELY_UNSET} cannot be resolved")
+    assert "LRET_SURELY_UNSET" in message.split("cannot be resolved")[1]
+    assert "\n" not in message
+    cfg = compose_cfg(["run.observables=[ZZZZ,'${nowhere}']"])
+    with pytest.raises(ConfigError, match=re.escape("run.observables[1]=${nowhere} cannot be")):
+        prepare(cfg)
+
+
+def test_the_terminal_refuses_before_reading_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The terminal arms the timeout and opens the tracker before preparing: a huge timeout
+    (setitimer's OverflowError) and an unresolvable key are refused first, as user errors,
+    and nothing is recorded."""
+    from lret_runner.task import terminal
+
+    monkeypatch.delenv("LRET_SURELY_UNSET", raising=False)
+    monkeypatch.setattr(
+        "lret_runner.tracking.make_tracker",
+        lambda *a, **k: pytest.fail("the tracker was made for an invalid config"),
+    )
+    for overrides, needle in (
+        (["run.timeout_seconds=1e300"], "run.timeout_seconds=1e+300"),
+        (["run.quiet=${oc.env:LRET_SURELY_UNSET}"], "run.quiet=${oc.env:LRET_SURELY_UNSET}"),
+        (["tracking.tracking_uri=${oc.env:LRET_SURELY_UNSET}"], "tracking.tracking_uri="),
+    ):
+        cfg = compose_cfg(overrides)
+        with pytest.raises(ConfigError, match=re.escape(needle)):
+            terminal.execute(cfg, tmp_path / "out", root=tmp_path)
+    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needles"),
+    [
+        (["sweep.depth_rule=foo"], ["sweep.depth_rule='foo'", "linear, quadratic, constant"]),
+        (["+experiment=scaling", "sweep.depth_rule=foo"], ["sweep.depth_rule='foo'", "linear"]),
+    ],
+)
+def test_an_unknown_depth_rule_is_refused_on_a_single_run(
+    overrides: list[str], needles: list[str]
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        prepare(compose_cfg(overrides))
+    for needle in needles:
+        assert needle in str(info.value), str(info.value)

@@ -470,3 +470,6 @@ def test_outcomes_are_keyed_by_the_files_classical_bits(tmp_path) -> None:
         assert result.clbits == ["c[0]", "c[1]"]
         assert len(next(iter(result.counts))) == 2 and sum(result.counts.values()) == 400
         np.testing.assert_allclose(result.probabilities, expected, atol=1e-12)
+
+
+# ---------------------------------------------------------------- optimize keys on a plain run

@@ -363,3 +363,42 @@ def test_a_new_optuna_storage_is_created_once_under_a_lock(tmp_path) -> None:
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         results = pool.map(stored_studies, [storage] * 4)
     assert results == [[], [], [], []]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needles"),
+    [
+        (["optimize.objective=foo"], ["optimize.objective='foo'", "exact_fidelity", "expval_"]),
+        (["optimize.objective=[energy,foo]"], ["optimize.objective[1]='foo'"]),
+        (["optimize.direction=upward"], ["optimize.direction='upward'", "minimize, maximize"]),
+        (
+            ["optimize.objective=[energy,purity]", "optimize.direction=[minimize,up]"],
+            ["optimize.direction[1]='up'"],
+        ),
+    ],
+)
+def test_an_unknown_objective_or_direction_is_refused_on_a_plain_run(
+    overrides: list[str], needles: list[str]
+) -> None:
+    """A plain run ignores optimize.*: a misspelt objective would pass silently until an
+    Optuna sweep; the terminal refuses it first (objectives.check_names), naming what is
+    allowed."""
+    from conftest import compose_config
+
+    from lret_runner.optimize.objectives import check_names
+
+    with pytest.raises(ConfigError) as info:
+        check_names(compose_config(overrides).optimize)
+    for needle in needles:
+        assert needle in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize(
+    "objective", ["exact_fidelity", "exact_infidelity", "fitness", "expval_ZZII", "[energy,purity]"]
+)
+def test_a_known_objective_is_accepted_on_a_plain_run(objective: str) -> None:
+    from conftest import compose_config
+
+    from lret_runner.optimize.objectives import check_names
+
+    check_names(compose_config([f"optimize.objective={objective}"]).optimize)

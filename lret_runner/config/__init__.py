@@ -15,17 +15,23 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from lret_runner.config.schemas import OPTIONS, LretRunnerConfig
-from lret_runner.errors import ConfigError, check_choice
+from lret_runner.errors import CircuitError, ConfigError, NoiseError, check_choice
 
 CONF_PACKAGE = "lret_runner.conf"  # the config tree, shipped inside the package
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 DEPTH_RULES = ("linear", "quadratic", "constant")
+MAX_TIMEOUT_SECONDS = 10 * 24 * 3600  # run.timeout_seconds: at most 10 days
+# keys with a closed set of values that a plain run would otherwise ignore
+_CHOICES = {"sweep.depth_rule": DEPTH_RULES}
+# the error each section's values raise (a circuit value is a CircuitError)
+_SECTION_ERRORS: dict[str, type[ConfigError]] = {"circuit": CircuitError, "noise": NoiseError}
 # keys that do not change a run's result
 _NOT_RESULT = {"run": ("quiet", "timeout_seconds"), "backend": ("threads",)}
 _RESULT_SECTIONS = ("circuit", "noise", "simulator", "backend", "run")
@@ -91,6 +97,85 @@ def _unknown_key(node: DictConfig, path: str, name: str, child: Any, fields: lis
         "Remove it or fix its spelling (a key given with '+' is added without being checked "
         "at composition)"
     )
+
+
+def check_values(cfg: Any) -> None:
+    """Every value of ``cfg`` resolves and every number is finite, else a
+    :class:`ConfigError` naming the key (``circuit.angles[0]``), the value and what is
+    allowed; also the keys a plain run would otherwise ignore (:data:`_CHOICES`) and the
+    bound of ``run.timeout_seconds``.
+
+    The one walk over the composed config, before anything reads it (the terminal arms
+    the timeout with it, ``prepare`` builds from it): an interpolation that cannot resolve
+    (``${oc.env:UNSET}``) and a float that is inf or nan, whether YAML's ``.inf`` or the
+    string ``"inf"`` a float field converts, fail here in one line. Hydra's own ``hydra``
+    node is not checked.
+    """
+    for key, allowed in _CHOICES.items():
+        value = _resolved(cfg, key)
+        if value is not None:
+            check_choice(key, value, allowed)
+    timeout = _resolved(cfg, "run.timeout_seconds")
+    number = isinstance(timeout, int | float) and not isinstance(timeout, bool)
+    if timeout is not None and not (number and 0 < timeout <= MAX_TIMEOUT_SECONDS):
+        raise ConfigError(  # signal.setitimer overflows on a huge one
+            f"run.timeout_seconds={timeout} is invalid: must be in (0, {MAX_TIMEOUT_SECONDS}] "
+            f"seconds (at most {MAX_TIMEOUT_SECONDS // 86400} days), or null for no timeout"
+        )
+    _check_node_values(cfg, "")
+
+
+def _resolved(cfg: Any, key: str) -> Any:
+    """The value at the dotted ``key`` (None where it is absent), resolution errors named."""
+    node: Any = cfg
+    path = ""
+    for part in key.split("."):
+        if not isinstance(node, DictConfig) or part not in node:
+            return None
+        node = _child(node, part, f"{path}.{part}" if path else part)
+        path = f"{path}.{part}" if path else part
+    return node
+
+
+def _child(node: DictConfig | ListConfig, key: Any, name: str) -> Any:
+    """``node[key]`` resolved, or a :class:`ConfigError` naming ``name`` and why not."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    error = _error_for(name)
+    if OmegaConf.is_missing(node, key):
+        raise error(f"{name}=??? has no value: set it ({name}=...)")
+    try:
+        return node[key]
+    except OmegaConfBaseException as exc:
+        raw = node._get_node(key)
+        shown = raw._value() if raw is not None else "?"
+        why = str(getattr(exc, "msg", None) or exc).splitlines()[0]
+        why = why.split(" raised while resolving interpolation: ", 1)[-1].strip("'\"")
+        raise error(f"{name}={shown} cannot be resolved: {why}") from None
+
+
+def _error_for(name: str) -> type[ConfigError]:
+    return _SECTION_ERRORS.get(name.split(".")[0].split("[")[0], ConfigError)
+
+
+def _check_node_values(node: Any, path: str) -> None:
+    if isinstance(node, DictConfig):
+        keys: Any = [k for k in node.keys() if path or k != "hydra"]
+    elif isinstance(node, ListConfig):
+        keys = range(len(node))
+    else:
+        return
+    for key in keys:
+        if isinstance(node, ListConfig):
+            name = f"{path}[{key}]"
+        else:
+            name = f"{path}.{key}" if path else str(key)
+        value = _child(node, key, name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _error_for(name)(
+                f"{name}={value} is invalid: must be a finite number (not inf or nan)"
+            )
+        _check_node_values(value, name)
 
 
 def check_option_names(cfg: Any) -> None:

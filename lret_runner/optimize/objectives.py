@@ -69,6 +69,30 @@ def is_list(value: Any) -> bool:
     return isinstance(value, list | tuple | ListConfig)
 
 
+def check_names(opt: Any) -> None:
+    """``optimize.objective`` names metrics a run reports and ``optimize.direction`` is
+    minimize or maximize, else a :class:`ConfigError` naming the allowed values. A plain
+    run ignores both, so a misspelt name would go unnoticed until an Optuna sweep (which
+    also checks, with :func:`check`, that the run can produce the objective)."""
+
+    def entries(key: str, value: Any) -> list[tuple[str, Any]]:
+        if is_list(value):
+            return [(f"{key}[{i}]", v) for i, v in enumerate(value)]
+        return [(key, value)]
+
+    known = sorted({m.key for m in V.METRICS} | set(DERIVED))
+    for key, name in entries("optimize.objective", opt.objective):
+        if isinstance(name, str) and name.startswith(V.EXPVAL_PREFIX):
+            continue  # an observable's expectation value (the sweep checks run.observables)
+        if not isinstance(name, str) or name not in known:
+            raise ConfigError(
+                f"{key}={name!r} is not a metric of a run: choose one of {', '.join(known)}, "
+                f"or {V.EXPVAL_PREFIX}<PAULI> for an observable in run.observables"
+            )
+    for key, direction in entries("optimize.direction", opt.direction):
+        check_choice(key, direction, DIRECTIONS)
+
+
 def check(cfg: Any) -> None:
     """Refuse, naming the setting, an objective the configured run cannot produce."""
     opt = cfg.optimize

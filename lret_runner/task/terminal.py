@@ -206,16 +206,26 @@ def execute(
     ``score`` computes an Optuna trial's objectives (:func:`lret_runner.experiment.run`).
     """
     from lret_runner import experiment
+    from lret_runner.config import check_values
     from lret_runner.tracking import make_tracker
 
     root = root or Path.cwd()
+    invalid: UserError | None = None
+    try:  # before anything reads the config (the tracker, the timer): one line, not a traceback
+        check_values(cfg)
+    except UserError as exc:
+        if batch is None:
+            raise
+        invalid = exc  # a sweep records it as a FAILED job
     tracker = make_tracker(cfg.tracking, root)
-    quiet = cfg.run.quiet or not sys.stdout.isatty()
+    quiet = _quiet(cfg) or not sys.stdout.isatty()
     progress = _Progress(enabled=not quiet)
     options = {"output_dir": output_dir, "batch": batch, "job_num": job_num}
     try:
-        with Signals(cfg.run.timeout_seconds) as signals:
+        with Signals(None if invalid else cfg.run.timeout_seconds) as signals:
             try:
+                if invalid is not None:
+                    raise invalid
                 signals.arm()
                 _absolute_inputs(cfg, root)
                 prepared = experiment.prepare(cfg)
@@ -236,10 +246,19 @@ def execute(
                 )
     finally:
         progress.close()
-    if not cfg.run.quiet:
+    if not _quiet(cfg):
         where = tracker.where(result.run_id or "", cfg.session.name)
         _print_summary(result, _params(cfg), where, output_dir)
     return result, signals.pending
+
+
+def _quiet(cfg: DictConfig) -> bool:
+    """``run.quiet`` (False where it does not resolve: that config is reported invalid)."""
+    from omegaconf import OmegaConf
+
+    return bool(
+        OmegaConf.select(cfg, "run.quiet", default=False, throw_on_resolution_failure=False)
+    )
 
 
 def run_from_hydra(cfg: DictConfig) -> float | list[float] | None:
@@ -255,6 +274,16 @@ def run_from_hydra(cfg: DictConfig) -> float | list[float] | None:
     multirun = hc.mode == RunMode.MULTIRUN
     if multirun and _sweep_cancelled:
         raise KeyboardInterrupt("the sweep was interrupted: no further job starts")
+    if not multirun:
+        from lret_runner.config import check_values
+        from lret_runner.optimize.objectives import check_names
+
+        try:  # an unresolvable or non-finite value, a misspelt objective: one line, first
+            check_values(cfg)
+            check_names(cfg.optimize)
+        except UserError as exc:
+            _report(str(exc), exc, verbose)
+            sys.exit(1)
     if not multirun and cfg.cloud.name != "local":
         _report(
             f"cloud={cfg.cloud.name} sends the jobs of a sweep: add -m (python -m lret_runner "
