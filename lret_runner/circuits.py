@@ -577,6 +577,8 @@ def _read_qasm(path: Path, key: str) -> str:
     """The text of an OpenQASM file, or the error that says why it cannot be used
     (``key`` is ``SETTING=PATH``)."""
     setting = key.split("=", 1)[0]
+    if "\x00" in str(path):
+        raise CircuitError(f"{key} holds a NUL character: a path cannot; fix {setting}")
     try:
         info = path.stat()
     except FileNotFoundError:

@@ -623,3 +623,9 @@ def test_numeric_angle_strings_are_still_read() -> None:
     a = vqe(n_qubits=1, depth=1, angles=["0.5", 1])
     b = vqe(n_qubits=1, depth=1, angles=[0.5, 1.0])
     np.testing.assert_allclose(state(a), state(b), atol=1e-12)
+
+
+def test_a_nul_byte_in_a_qasm_path_is_named(tmp_path: Path) -> None:
+    """A NUL in the path (a 500 through the API before): a CircuitError naming circuit.path."""
+    with pytest.raises(CircuitError, match=r"circuit\.path=.* holds a NUL character"):
+        from_qasm(path=str(tmp_path / "a\x00b.qasm"))
