@@ -189,6 +189,10 @@ def prepare(cfg: Any) -> Prepared:
     check_known_keys(cfg)
     check_values(cfg)  # every value resolves and is finite; run.timeout_seconds' bound
     check_option_names(cfg)
+    for key, value in (cfg.tags or {}).items():  # never one of the runner's own tags
+        why = V.check_user_tag(str(key), value)
+        if why is not None:
+            raise ConfigError(why)
     run = cfg.run
     contract.check(run.accuracy)
     check_range("run.exact_max_qubits", run.exact_max_qubits, 1, EXACT_MAX_QUBITS_LIMIT)

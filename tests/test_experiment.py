@@ -4,6 +4,7 @@ observables, probabilities, counts) and run (the recorded library call), in-proc
 from __future__ import annotations
 
 import json
+import re
 
 import cirq
 import numpy as np
@@ -473,3 +474,17 @@ def test_outcomes_are_keyed_by_the_files_classical_bits(tmp_path) -> None:
 
 
 # ---------------------------------------------------------------- optimize keys on a plain run
+
+
+@pytest.mark.parametrize("key", ["status", "lret.owner.host", "mlflow.parentRunId", "a/../b"])
+def test_a_tag_may_not_set_a_runner_key_on_the_command_line(key: str) -> None:
+    """tags.* on the command line follows the API's rule: a reserved key or one MLflow
+    refuses is a ConfigError naming tags.<key>, before anything is recorded."""
+    from conftest import compose_config
+
+    from lret_runner.experiment import prepare
+
+    cfg = compose_config([])
+    cfg.tags = {key: "x"}  # what +tags={...} or tags.KEY=... on the command line give
+    with pytest.raises(ConfigError, match=rf"tags\.'?{re.escape(key)}"):
+        prepare(cfg)
