@@ -27,11 +27,12 @@ def serve(ctx: Context, args: argparse.Namespace) -> int:
 
     from lret_runner.api.app import create_app
     from lret_runner.api.service import env_settings
+    from lret_runner.tracking.store import redact
 
     settings = env_settings(root=Path.cwd(), tracking_uri=ctx.uri, **given)
     ctx.text(
         f"lret_runner API on http://{args.host}:{args.port} (docs: /docs), store {settings.root}"
-        f" -> {ctx.uri}, {settings.workers} worker(s)"
+        f" -> {redact(ctx.uri)}, {settings.workers} worker(s)"
         + (", bearer token required" if settings.token else "")
     )
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
