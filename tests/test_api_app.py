@@ -86,3 +86,11 @@ def test_the_client_raises_only_its_own_errors_when_the_server_is_gone() -> None
             client.wait("0" * 32, timeout=1.0, poll=0.05)
         assert 1.0 <= time.monotonic() - start < 3.0
         assert "unknown" in timeout.value.message
+
+
+def test_a_405_lists_every_method_the_path_takes(client: TestClient) -> None:
+    """/experiments takes GET and POST (two routes): PUT answers 405 with both in Allow."""
+    answer = client.put("/experiments", headers={"Authorization": "Bearer secret"})
+    assert answer.status_code == 405
+    allowed = {m.strip() for m in answer.headers["allow"].split(",")}
+    assert {"GET", "POST"} <= allowed

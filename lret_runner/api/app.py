@@ -100,7 +100,17 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # a path no route matches, a method a route does not take: the same JSON errors
-        return JSONResponse({"message": str(exc.detail)}, exc.status_code, headers=exc.headers)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of every route on the path, not one route's
+            path = request.url.path
+            methods = {
+                m
+                for r in app.routes
+                if (regex := getattr(r, "path_regex", None)) and regex.match(path)
+                for m in getattr(r, "methods", ()) or ()
+            }
+            headers["Allow"] = ", ".join(sorted(methods))
+        return JSONResponse({"message": str(exc.detail)}, exc.status_code, headers=headers)
 
     @app.exception_handler(UserError)
     async def user_error(request: Request, exc: UserError) -> JSONResponse:
