@@ -147,8 +147,7 @@ def _child(node: DictConfig | ListConfig, key: Any, name: str) -> Any:
     try:
         return node[key]
     except OmegaConfBaseException as exc:
-        raw = node._get_node(key)
-        shown = raw._value() if raw is not None else "?"
+        shown = OmegaConf.to_container(node, resolve=False)[key]  # as written: ${...}
         why = str(getattr(exc, "msg", None) or exc).splitlines()[0]
         why = why.split(" raised while resolving interpolation: ", 1)[-1].strip("'\"")
         raise error(f"{name}={shown} cannot be resolved: {why}") from None
