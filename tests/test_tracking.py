@@ -157,3 +157,21 @@ def test_the_schema_revision_is_read_once(tracker: MlflowTracker, monkeypatch) -
     assert tracker.client is not None  # connects: the revision is known from here on
     monkeypatch.setattr(utils, "_get_latest_schema_revision", lambda: pytest.fail("read again"))
     store.connect(tracker.uri)
+
+
+def test_a_bad_artifact_location_is_refused_before_the_session_is_made(
+    fresh_store: Path, tmp_path: Path
+) -> None:
+    """A local artifact location that is a file (or cannot be made) is refused naming
+    tracking.artifact_location, and the session is not created with it: the next run, with
+    a good location, creates it and works."""
+    from lret_runner.errors import SessionError
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    bad = MlflowTracker(sqlite_uri(tmp_path), artifact_location=str(blocker / "sub"))
+    with pytest.raises(SessionError, match=r"tracking\.artifact_location=.*a_file"):
+        bad.start_run("s")
+    good = MlflowTracker(sqlite_uri(tmp_path), artifact_location=(tmp_path / "art").as_uri())
+    run_id = good.start_run("s")
+    assert run_id and (tmp_path / "art").is_dir()

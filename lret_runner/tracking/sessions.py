@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lret_runner.errors import SessionError
@@ -103,6 +104,28 @@ def check_name(name: Any) -> str:
     return name
 
 
+def _check_artifact_location(location: str | None) -> None:
+    """A local artifact location must be a directory this process can make: MLflow stores it
+    on the new session, and every later run in it would fail on a location the user no
+    longer passes. Remote locations (s3://, gs://, a server's) are the store's to check."""
+    from urllib.parse import urlsplit
+    from urllib.request import url2pathname
+
+    if location is None:
+        return
+    parts = urlsplit(location)
+    if parts.scheme not in ("", "file"):
+        return
+    path = Path(url2pathname(parts.path) if parts.scheme == "file" else location)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SessionError(
+            f"tracking.artifact_location={location!r} cannot be used ({exc.strerror or exc}): "
+            "point it at a directory this user can write; the session was not created"
+        ) from None
+
+
 class Sessions:
     """Session operations on one store (``client`` is a :class:`RetryingClient`)."""
 
@@ -133,6 +156,7 @@ class Sessions:
             }
             if timeout_hours is not None:
                 tags[V.SESSION_TIMEOUT] = str(timeout_hours)
+            _check_artifact_location(self.artifact_location)  # it is stored with the session
             try:
                 experiment_id = self.client.create_experiment(
                     name, artifact_location=self.artifact_location, tags=tags
