@@ -496,3 +496,20 @@ def test_an_invalid_session_name_is_refused_before_it_is_written(db: Path, name:
 
 def test_the_longest_session_name_is_accepted() -> None:
     assert check_name("x" * NAME_MAX_CHARS) == "x" * NAME_MAX_CHARS
+
+
+def test_a_store_deleted_during_a_run_is_not_called_read_only(tmp_path: Path) -> None:
+    """SQLite reports writes to a database whose file was removed as "attempt to write a
+    readonly database": the message says the store was deleted, not that it is read-only."""
+    import sqlite3
+
+    from lret_runner.tracking.store import _fault
+
+    gone = tmp_path / "mlruns" / "mlflow.db"  # never created: as if deleted
+    exc = sqlite3.OperationalError("attempt to write a readonly database")
+    message = _fault(exc, f"sqlite:///{gone}")
+    assert message is not None and "was deleted while this run was using it" in message
+    assert "read-only" not in message
+    gone.parent.mkdir()
+    gone.write_bytes(b"")  # present: the read-only advice stands
+    assert "it is read-only" in (_fault(exc, f"sqlite:///{gone}") or "")

@@ -572,6 +572,12 @@ def _fault(exc: BaseException, uri: str) -> str | None:
     db = sqlite_path(uri)
     where = str(db) if db is not None else uri
     reason = _reason(exc)
+    if db is not None and not db.exists() and ("readonly database" in text or "no such" in text):
+        return (  # SQLite calls a database whose file was removed under it read-only
+            f"the tracking store {where} was deleted while this run was using it ({reason}): "
+            "the run's record is lost; restore the file from a backup, or run again (a new "
+            "store is created there)"
+        )
     if "readonly database" in text or "read-only file system" in text:
         return (
             f"cannot write to the tracking store {where}: it is read-only ({reason}): make "
