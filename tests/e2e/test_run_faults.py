@@ -220,20 +220,24 @@ def _started(pid: int) -> str:
 
 
 def test_a_failure_while_logging_artifacts_ends_the_run_failed(run_cli, hook_dir, tmp_path) -> None:
-    blocker = tmp_path / "a_file"
-    blocker.write_text("not a directory")
-    proc = faulty(
-        run_cli,
-        hook_dir,
+    """The session's artifact folder becomes a file after the session was made (a location
+    that cannot be made is refused before the session is): the next run's artifacts fail
+    to log and the run ends FAILED with the error."""
+    import shutil
+
+    folder = tmp_path / "art"
+    first = run_cli(
+        [*TINY, "session.name=unwritable_artifacts", f"tracking.artifact_location={folder}"],
         tmp_path,
-        None,
-        *TINY,
-        "session.name=unwritable_artifacts",
-        f"tracking.artifact_location={blocker}/artifacts",
     )
+    assert first.returncode == 0, first.stderr[-2000:]
+    shutil.rmtree(folder)
+    folder.write_text("not a directory")
+    shutil.rmtree(tmp_path / "outputs")
+    proc = faulty(run_cli, hook_dir, tmp_path, None, *TINY, "session.name=unwritable_artifacts")
     assert proc.returncode == 1
     no_traceback(proc)
-    (run,) = store_runs(tmp_path)
+    (run,) = [r for r in store_runs(tmp_path) if r.info.status != "FINISHED"]
     saved = result_json(tmp_path)
     assert run.info.status == "FAILED" == saved["status"]
     assert run.data.tags["error"].startswith("recording the run failed")
