@@ -197,7 +197,7 @@ _REFUSED_WORDS = {
     "inv": "gate modifiers (ctrl @, negctrl @, inv @, pow(k) @) are not supported",
     "pow": "gate modifiers (ctrl @, negctrl @, inv @, pow(k) @) are not supported",
 }
-_TODO_REFUSED = (
+_INSTEAD = (
     "write the circuit with gates, measure, reset, barrier and if only (Qiskit: "
     "qiskit.qasm2.dumps(transpile(circuit, basis_gates=[...])) writes such a file)"
 )
@@ -390,7 +390,7 @@ class Parser:
             word = "pragma"
         # OpenQASM 3's keywords are ordinary names in OpenQASM 2 (but for opaque)
         if word in _REFUSED_WORDS and (self.version == 3 or word == "opaque"):
-            raise self.fail(token, f"'{token.text}': {_REFUSED_WORDS[word]}", _TODO_REFUSED)
+            raise self.fail(token, f"'{token.text}': {_REFUSED_WORDS[word]}", _INSTEAD)
         handler = {
             "include": self.include,
             "qreg": self.qreg,
@@ -483,7 +483,7 @@ class Parser:
                 self.peek(),
                 f"'{keyword.text} {name.text} = ...': classical assignments are not in the "
                 "OpenQASM subset lret_runner reads",
-                _TODO_REFUSED,
+                _INSTEAD,
             )
         self.expect(";")
 
@@ -522,9 +522,7 @@ class Parser:
             if token.kind == "end":
                 raise self.fail(token, f"the body of gate '{name.text}' is not closed with '}}'")
             if token.text in _REFUSED_WORDS and self.version == 3:
-                raise self.fail(
-                    token, f"'{token.text}': {_REFUSED_WORDS[token.text]}", _TODO_REFUSED
-                )
+                raise self.fail(token, f"'{token.text}': {_REFUSED_WORDS[token.text]}", _INSTEAD)
             if token.text == "barrier":  # no effect inside a gate
                 while not self.accept(";"):
                     if self.next().kind == "end":
@@ -532,7 +530,7 @@ class Parser:
                 continue
             call = self.identifier("a gate")
             if self.peek().text == "@":
-                raise self.fail(call, f"'{call.text} @': {_REFUSED_WORDS['ctrl']}", _TODO_REFUSED)
+                raise self.fail(call, f"'{call.text} @': {_REFUSED_WORDS['ctrl']}", _INSTEAD)
             exprs = self.parameters(set(params))
             args = []
             if self.peek().text != ";":
@@ -806,7 +804,7 @@ class Parser:
     def gate_call(self, condition: _Condition | None = None) -> None:
         call = self.identifier("a gate")
         if self.peek().text == "@":
-            raise self.fail(call, f"'{call.text} @': {_REFUSED_WORDS['ctrl']}", _TODO_REFUSED)
+            raise self.fail(call, f"'{call.text} @': {_REFUSED_WORDS['ctrl']}", _INSTEAD)
         exprs = self.parameters(set())
         operands: list[tuple[Token, list[int]]] = []
         if self.peek().text != ";":
@@ -894,7 +892,7 @@ class Parser:
                 keyword,
                 "classical assignments other than '= measure' are not in the OpenQASM subset "
                 "lret_runner reads",
-                _TODO_REFUSED,
+                _INSTEAD,
             )
         self.next()
         source = self.operand()

@@ -830,15 +830,12 @@ def test_serve_refuses_bad_settings_in_one_line(
 def test_serve_settings_from_options_then_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_server: None
 ) -> None:
-    from lret_runner.cli import serve
+    from lret_runner.api.service import env_settings
 
     monkeypatch.setenv("LRET_API_WORKERS", "3")
     monkeypatch.setenv("LRET_API_MAX_QUBITS", "abc")  # an option given wins: not read
     monkeypatch.setenv("LRET_API_QASM_DIR", str(tmp_path))
     args = cli.build_parser().parse_args(["serve", "--max-qubits", "12", "--port", "65535"])
     assert args.port == 65535
-    assert serve.server_settings(args) == {
-        "workers": 3,
-        "max_qubits": 12,
-        "qasm_dir": tmp_path,
-    }
+    settings = env_settings(max_qubits=args.max_qubits, workers=args.workers)
+    assert (settings.workers, settings.max_qubits, settings.qasm_dir) == (3, 12, tmp_path)

@@ -644,20 +644,41 @@ def _conf_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "conf"
 
 
+# the integer settings: keyword (--option) -> the environment variable read when unset
+LIMIT_ENV = {
+    "workers": "LRET_API_WORKERS",
+    "max_qubits": "LRET_API_MAX_QUBITS",
+    "max_depth": "LRET_API_MAX_DEPTH",
+    "max_shots": "LRET_API_MAX_SHOTS",
+    "max_batch": "LRET_API_MAX_BATCH",
+}
+QASM_DIR_ENV = "LRET_API_QASM_DIR"
+
+
 def env_settings(**given: Any) -> Settings:
-    """Settings from arguments, then ``LRET_API_*`` environment variables, then defaults."""
-    env = {
-        "workers": "LRET_API_WORKERS",
-        "max_qubits": "LRET_API_MAX_QUBITS",
-        "max_depth": "LRET_API_MAX_DEPTH",
-        "max_shots": "LRET_API_MAX_SHOTS",
-        "max_batch": "LRET_API_MAX_BATCH",
-    }
+    """Settings from arguments, then ``LRET_API_*`` environment variables, then defaults;
+    each checked (a :class:`ConfigError` names the variable or ``--qasm-dir``, its value
+    and what is allowed: an integer >= 1, an existing directory)."""
+    from lret_runner.errors import ConfigError
+
     values = {k: v for k, v in given.items() if v is not None}
-    for key, var in env.items():
+    for key, var in LIMIT_ENV.items():
         if key not in values and os.environ.get(var):
-            values[key] = int(os.environ[var])
-    if "qasm_dir" not in values and os.environ.get("LRET_API_QASM_DIR"):
-        values["qasm_dir"] = Path(os.environ["LRET_API_QASM_DIR"])
+            text = os.environ[var]
+            try:
+                values[key] = int(text.strip())
+            except ValueError:
+                values[key] = 0
+            if values[key] < 1:
+                raise ConfigError(f"{var}={text!r} is invalid: must be an integer >= 1")
+    setting = "--qasm-dir"
+    if "qasm_dir" not in values and os.environ.get(QASM_DIR_ENV):
+        values["qasm_dir"], setting = Path(os.environ[QASM_DIR_ENV]), QASM_DIR_ENV
+    folder = values.get("qasm_dir")
+    if folder is not None and not Path(folder).is_dir():
+        what = "is not a directory" if Path(folder).exists() else "does not exist"
+        raise ConfigError(
+            f"{setting}={folder} {what}: name the folder of the QASM files requests may use"
+        )
     values.setdefault("token", os.environ.get("LRET_API_TOKEN") or None)
     return Settings(**values)

@@ -311,12 +311,10 @@ class Engine(ABC):
         out.simulation_time_seconds = time.perf_counter() - start
         return out
 
-    # True: runs dynamic circuits (mid-circuit measurements, classical control)
-    dynamic: bool = False
-
     def check_dynamic(self) -> None:
-        """Refuse, naming the engines that can, a dynamic circuit this engine cannot run."""
-        if not self.dynamic:
+        """Refuse, naming the engines that can, a dynamic circuit (mid-circuit measurements,
+        classical control) this engine cannot run: one that keeps :meth:`_run_dynamic`."""
+        if type(self)._run_dynamic is Engine._run_dynamic:
             raise ConfigError(
                 f"simulator={self.name} cannot run a dynamic circuit (mid-circuit measurements "
                 "or classically controlled operations): use simulator=fdm or simulator=lret "
@@ -325,15 +323,10 @@ class Engine(ABC):
             )
 
     def _run_dynamic(self, prog: CompiledCircuit, progress: ProgressCallback) -> EngineOutput:
-        """A dynamic circuit: by default as branches (``branches.py``, the engine's
-        :meth:`branching`)."""
-        from lret_runner.simulators import branches
-
-        return branches.run(self.branching(), prog, progress)
-
-    def branching(self) -> Any:
-        """The engine's :class:`~lret_runner.simulators.branches.Branching`."""
-        raise NotImplementedError
+        """A dynamic circuit: the engines that run them override this (fdm and lret as
+        branches, ``branches.run``; cirq through deferred measurements)."""
+        self.check_dynamic()
+        raise AssertionError("check_dynamic refuses an engine without _run_dynamic")
 
     def check_memory(self, prog: CompiledCircuit) -> None:
         """Raise :class:`MemoryRefusal`, before anything is allocated, when the least state

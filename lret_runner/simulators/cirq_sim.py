@@ -36,7 +36,6 @@ class CirqSimulator(Engine):
     sampled from the final diagonal, as for the other engines)."""
 
     name = "cirq"
-    dynamic = True
 
     def __init__(self, *, dtype: str = "complex128", seed: int | None = None) -> None:
         self.dtype = check_dtype(dtype)

@@ -33,7 +33,6 @@ class FdmSimulator(Engine):
     """Exact density-matrix engine (4^n memory). Refuses, before allocating, what does not fit."""
 
     name = "fdm"
-    dynamic = True
 
     def __init__(self, *, dtype: str = "complex128") -> None:
         self.dtype = check_dtype(dtype)
@@ -42,8 +41,11 @@ class FdmSimulator(Engine):
         """Refuse, before allocating, a dense state that does not fit in free memory."""
         check_dense_memory(self.name, n_qubits, self.dtype, WORKING_FACTOR)
 
-    def branching(self) -> _Branching:
-        return _Branching(self.dtype)
+    def _run_dynamic(self, prog: CompiledCircuit, progress: ProgressCallback) -> EngineOutput:
+        """A dynamic circuit as an ensemble of branches (``branches.py``)."""
+        from lret_runner.simulators import branches
+
+        return branches.run(_Branching(self.dtype), prog, progress)
 
     def _run(self, prog: CompiledCircuit, progress: ProgressCallback) -> EngineOutput:
         n = prog.n_qubits

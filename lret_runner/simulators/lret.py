@@ -147,7 +147,6 @@ class LretSimulator(Engine):
     """
 
     name = "lret"
-    dynamic = True
 
     def __init__(
         self,
@@ -323,8 +322,11 @@ class LretSimulator(Engine):
             warnings=run.warnings,
         )
 
-    def branching(self) -> _Branching:
-        return _Branching(self)
+    def _run_dynamic(self, prog: CompiledCircuit, progress: ProgressCallback) -> EngineOutput:
+        """A dynamic circuit as an ensemble of branches (``branches.py``)."""
+        from lret_runner.simulators import branches
+
+        return branches.run(_Branching(self), prog, progress)
 
     def _evolve(
         self,
